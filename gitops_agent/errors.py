@@ -1,0 +1,27 @@
+"""The one error type for everything a user can cause; the CLI turns it into `path:line: message`."""
+
+from __future__ import annotations
+
+
+class UserError(Exception):
+    """Bad input or usage: reported as `path:line: message`, exit status 2, no traceback."""
+
+    def __init__(self, message: str, path: str | None = None, line: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.path = path
+        self.line = line
+
+    def __str__(self) -> str:
+        where = ""
+        if self.path is not None:
+            where = f"{self.path}:{self.line}: " if self.line is not None else f"{self.path}: "
+        return f"{where}{self.message}"
+
+
+class PlanError(UserError):
+    """Something wrong in the plan file."""
+
+
+class ConstraintsError(UserError):
+    """Something wrong in the constraints document."""

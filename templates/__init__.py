@@ -1,0 +1,1 @@
+"""Templates shipped inside the package (plan, constraints, prompt, memory log, PR body)."""
