@@ -2,7 +2,16 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from gitops_agent.errors import ConstraintsError
+from gitops_agent.files import read_text
+from gitops_agent.mdblocks import blocks
+from gitops_agent.yamlmap import load_mapping, split_front_matter
 
 # The seed's forbidden list, made concrete. Patterns are gitignore-like globs: a pattern
 # without "/" matches a file name at any depth; one with "/" matches from the repository root.
@@ -112,3 +121,172 @@ class Constraints:
     path: str | None = None  # None: the built-in defaults (no constraints file)
     prose: str = ""  # the document's text, given to the agent in its prompt
     sources: dict[str, int] = field(default_factory=dict)  # setting name -> line it came from
+
+
+# Settings a constraints document may give as YAML (front matter or a ```yaml block).
+_INT_SETTINGS = (
+    "min_alignment",
+    "max_estimated_lines",
+    "max_tasks_per_session",
+    "max_session_minutes",
+    "max_attempts",
+    "max_consecutive_failures",
+    "task_timeout_minutes",
+    "idle_timeout_minutes",
+    "max_file_bytes",
+)
+_BOOL_SETTINGS = ("require_tests", "allow_delete", "allow_binary", "scan_secrets")
+_LIST_SETTINGS = ("forbidden_words", "approved_dirs", "protected", "forbidden_content")
+_FLOAT_SETTINGS = ("line_budget_factor",)
+MACHINE_KEYS: tuple[str, ...] = (
+    *_INT_SETTINGS,
+    *_BOOL_SETTINGS,
+    *_LIST_SETTINGS,
+    *(f"extra_{name}" for name in _LIST_SETTINGS),
+    *_FLOAT_SETTINGS,
+)
+
+DEFAULT_PATH = "docs/autonomous-constraints.md"
+
+
+def _minutes(number: str, unit: str) -> int:
+    return round(float(number) * (60 if unit.lower().startswith("h") else 1))
+
+
+def _dirs(listed: str) -> tuple[str, ...]:
+    names = [n.strip(" `'\".") for n in re.split(r",|\band\b", listed)]
+    return tuple(n.rstrip("/") + "/" for n in names if n)
+
+
+_DURATION = r"(\d+(?:\.\d+)?)\s*(hours?|hrs?|h|minutes?|mins?|m)\b"
+# Sentences of the constraints document whose numbers take effect: (setting, pattern, value).
+# The first matching line sets a value; YAML settings override it.
+_PROSE: tuple[tuple[str, re.Pattern[str], Callable[[re.Match[str]], Any]], ...] = (
+    (
+        "min_alignment",
+        re.compile(r"alignment score\**\s*(?:≥|>=|of at least|at least|min(?:imum)?:?)\s*(\d+)", re.I),
+        lambda m: int(m[1]),
+    ),
+    (
+        "max_estimated_lines",
+        re.compile(r"estimated lines\**\s*(?:≤|<=|of at most|at most|max(?:imum)?:?)\s*(\d+)", re.I),
+        lambda m: int(m[1]),
+    ),
+    (
+        "max_tasks_per_session",
+        re.compile(r"max(?:imum)? tasks per session\s*:?\s*(\d+)", re.I),
+        lambda m: int(m[1]),
+    ),
+    (
+        "max_session_minutes",
+        re.compile(r"max(?:imum)? session duration\s*:?\s*" + _DURATION, re.I),
+        lambda m: _minutes(m[1], m[2]),
+    ),
+    (
+        "max_attempts",
+        re.compile(r"max(?:imum)? attempts per task\s*:?\s*(\d+)", re.I),
+        lambda m: int(m[1]),
+    ),
+    (
+        "max_consecutive_failures",
+        re.compile(r"stop (?:if|after) (\d+) consecutive failures", re.I),
+        lambda m: int(m[1]),
+    ),
+    (
+        "task_timeout_minutes",
+        re.compile(r"task takes\s*(?:>|more than|longer than|over)\s*" + _DURATION, re.I),
+        lambda m: _minutes(m[1], m[2]),
+    ),
+    (
+        "approved_dirs",
+        re.compile(r"create new files in\s+((?:`?[\w.-]+/?`?(?:\s*,\s*|\s+and\s+|\s*$))+)", re.I),
+        lambda m: _dirs(m[1]),
+    ),
+)
+
+
+def parse_constraints(text: str, path: str) -> Constraints:
+    """Constraints from a document: its prose numbers, then its YAML machine rules."""
+    raw, body = split_front_matter(text, path, ConstraintsError)
+    structure = blocks(body)
+    values: dict[str, Any] = {}
+    sources: dict[str, int] = {}
+    for index, line in enumerate(body.splitlines()):
+        if index in structure.skip:
+            continue
+        for name, pattern, convert in _PROSE:
+            if name not in sources and (found := pattern.search(line)) is not None:
+                values[name] = convert(found)
+                sources[name] = index + 1
+    yaml_sources: dict[str, int] = {}
+    documents = [(raw, 2)] if raw is not None else []
+    documents += [(f.content, f.first_line) for f in structure.fences if f.info in ("yaml", "yml")]
+    for content, first_line in documents:
+        for setting in load_mapping(content, path, first_line, "the constraints' machine rules", ConstraintsError
+        ):
+            if setting.key in yaml_sources:
+                raise ConstraintsError(
+                    f"`{setting.key}` is set twice (first on line {yaml_sources[setting.key]})",
+                    path,
+                    setting.line,
+                )
+            yaml_sources[setting.key] = setting.line
+            _apply(setting.key, setting.value, path, setting.line, values)
+    sources.update({k.removeprefix("extra_"): v for k, v in yaml_sources.items()})
+    return Constraints(**values, path=path, prose=body.strip("\n"), sources=sources)
+
+
+def _apply(key: str, value: Any, path: str, line: int, values: dict[str, Any]) -> None:
+    if key not in MACHINE_KEYS:
+        raise ConstraintsError(
+            f"unknown setting `{key}` (known: {', '.join(MACHINE_KEYS)})", path, line
+        )
+    if key in _INT_SETTINGS:
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise ConstraintsError(f"`{key}` must be a whole number, 0 or more", path, line)
+        values[key] = value
+    elif key in _BOOL_SETTINGS:
+        if not isinstance(value, bool):
+            raise ConstraintsError(f"`{key}` must be true or false", path, line)
+        values[key] = value
+    elif key in _FLOAT_SETTINGS:
+        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+            raise ConstraintsError(f"`{key}` must be a number above 0", path, line)
+        values[key] = float(value)
+    else:
+        name = key.removeprefix("extra_")
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConstraintsError(f"`{key}` must be a list of texts", path, line)
+        if name == "forbidden_content":
+            for pattern in value:
+                try:
+                    re.compile(pattern)
+                except re.error as exc:
+                    raise ConstraintsError(
+                        f"`{key}`: `{pattern}` is not a valid regular expression ({exc})",
+                        path,
+                        line,
+                    ) from None
+        if name == "approved_dirs":
+            value = [v.rstrip("/") + "/" for v in value]
+        if key.startswith("extra_"):
+            base = values.get(name, getattr(DEFAULTS, name))
+            values[name] = (*base, *value)
+        else:
+            values[name] = tuple(value)
+
+
+DEFAULTS = Constraints()
+
+
+def load_constraints(root: Path, path: str | None, *, explicit: bool) -> Constraints:
+    """The constraints at `path` (relative to `root`); a missing default file means defaults.
+
+    A file someone named explicitly (--constraints, or `constraints:` in the plan) must exist.
+    """
+    shown = path or DEFAULT_PATH
+    target = root / shown
+    if not target.exists() and not explicit:
+        return DEFAULTS
+    return parse_constraints(read_text(target, shown), shown)
+

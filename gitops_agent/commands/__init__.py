@@ -1,0 +1,1 @@
+"""One module per subcommand: each takes parsed options and returns data for the CLI to print."""

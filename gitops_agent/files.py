@@ -1,0 +1,52 @@
+"""Reading the user's documents strictly and writing ours atomically."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+from gitops_agent.errors import UserError
+
+
+def decode(data: bytes, display: str) -> str:
+    """UTF-8 text (a leading BOM is allowed); a bad byte is a UserError naming its line."""
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        column = exc.start - (data.rfind(b"\n", 0, exc.start) + 1) + 1
+        raise UserError(
+            f"not valid UTF-8 (byte 0x{data[exc.start]:02x} at column {column}); "
+            "save the file as UTF-8",
+            display,
+            line,
+        ) from None
+
+
+def read_text(path: Path, display: str) -> str:
+    """The file's text; missing, unreadable or non-UTF-8 files are UserErrors."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise UserError("file not found", display) from None
+    except IsADirectoryError:
+        raise UserError("is a directory, expected a markdown file", display) from None
+    except PermissionError:
+        raise UserError("permission denied", display) from None
+    return decode(data, display)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Write `data` to `path` so that a crash leaves the old file or the new one, never half."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -1,0 +1,372 @@
+"""PROJECT_PLAN.md -> `Plan`: typed tasks that remember the lines they came from.
+
+markdown-it-py finds the document's block structure (headings, fenced code, HTML comments);
+task and detail lines are then read line by line outside code, so every record keeps its line
+and write-back can change one line and leave every other byte as the user wrote it.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+from typing import Any
+
+from gitops_agent.errors import PlanError
+from gitops_agent.mdblocks import blocks
+from gitops_agent.yamlmap import load_mapping, split_front_matter
+
+
+class Queue(enum.Enum):
+    READY = "ready"
+    PENDING = "pending"
+    NOT_READY = "not_ready"
+
+
+QUEUE_HEADINGS: tuple[tuple[str, Queue], ...] = (
+    ("ready for autonomous execution", Queue.READY),
+    ("pending approval", Queue.PENDING),
+    ("not ready", Queue.NOT_READY),
+)
+QUEUE_TITLES = {
+    Queue.READY: "Ready for Autonomous Execution",
+    Queue.PENDING: "Pending Approval",
+    Queue.NOT_READY: "Not Ready",
+}
+
+ID_RE = re.compile(r"^[A-Za-z0-9_.-]+$")
+# `→ **[ID]** Title` or `- **[ID]** Title` (also `*`), indented at most three spaces.
+TASK_RE = re.compile(r"^ {0,3}(?P<marker>→|[-*])[ \t]+\*\*\[(?P<id>[^\]]*)\]\*\*(?P<title>.*)$")
+ARROW_RE = re.compile(r"^ {0,3}→")
+# An indented `- Key: value` line.
+DETAIL_RE = re.compile(
+    r"^(?P<prefix>[ \t]+[-*][ \t]+(?P<key>[A-Za-z][A-Za-z0-9 _/-]*?)[ \t]*:[ \t]*)(?P<value>.*?)[ \t]*$"
+)
+OBJECTIVE_RE = re.compile(r"\*\*Objective\*\*\s*:?\s*(?P<text>.+)")
+
+# Detail keys we understand (normalised) -> the field they fill. Others are kept as written.
+KEY_ALIASES = {
+    "alignment score": "alignment",
+    "estimated lines": "estimated_lines",
+    "tests defined": "tests_defined",
+    "status": "status",
+    "run": "run",
+    "reason": "reason",
+}
+
+TESTS_YES = ("✅", "yes", "y", "true")
+TESTS_NO = ("⏳", "❌", "⚠", "no", "n", "false", "needs", "pending", "tbd", "todo", "none")
+
+PLAN_SETTINGS: dict[str, str] = {
+    "objective": "what the project is for; given to the agent in every prompt",
+    "base": "the branch sessions start from (default: the branch HEAD points to)",
+    "agent": "an agent preset (claude, codex, aider, gemini) or a command for bash -c",
+    "gate": "the quality gate: a command or a list of commands run in order",
+    "constraints": "path of the constraints document (default docs/autonomous-constraints.md)",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Detail:
+    """One `- Key: value` line under a task."""
+
+    key: str  # as written
+    value: str
+    line: int  # 1-based
+    value_start: int  # column where the value starts (0-based), for write-back
+
+
+@dataclass(frozen=True, slots=True)
+class Task:
+    id: str
+    title: str
+    line: int
+    queue: Queue | None  # None: not under any queue heading
+    heading: str | None  # the queue heading's text
+    details: tuple[Detail, ...]
+    alignment: int | None = None
+    estimated_lines: int | None = None
+    tests_defined: bool | None = None
+    status: str | None = None  # upper-cased first word of `Status:`
+    run: str | None = None
+    reason: str | None = None
+
+    def detail(self, key: str) -> Detail | None:
+        wanted = normalise_key(key)
+        return next((d for d in self.details if normalise_key(d.key) == wanted), None)
+
+    @property
+    def text(self) -> str:
+        """Everything a person wrote about the task, for the forbidden-words rule."""
+        return "\n".join([self.title, *(f"{d.key}: {d.value}" for d in self.details)])
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """The plan's front matter."""
+
+    objective: str | None = None
+    base: str | None = None
+    agent: str | None = None
+    gate: tuple[str, ...] | None = None
+    constraints: str | None = None
+    lines: tuple[tuple[str, int], ...] = ()  # (key, line) for messages
+
+    def line_of(self, key: str) -> int | None:
+        return next((line for k, line in self.lines if k == key), None)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    path: str  # as shown in messages
+    settings: Settings
+    tasks: tuple[Task, ...]
+    objective: str | None
+
+    def task(self, task_id: str) -> Task | None:
+        return next((t for t in self.tasks if t.id == task_id), None)
+
+
+def normalise_key(key: str) -> str:
+    return " ".join(re.split(r"[\s_-]+", key.strip().lower()))
+
+
+def parse_plan(text: str, path: str) -> Plan:
+    """Parse a plan; any problem is a PlanError naming `path` and the line."""
+    settings, body = _split_front_matter(text, path)
+    lines = body.splitlines()
+    structure = blocks(body)
+    skip, heading_at = structure.skip, structure.headings
+    tasks: list[Task] = []
+    seen: dict[str, int] = {}
+    objective: str | None = settings.objective
+    stack: list[tuple[int, Queue | None, str]] = []  # (heading level, queue, text)
+    current: _TaskBuilder | None = None
+
+    for index, raw in enumerate(lines):
+        number = index + 1
+        if number in heading_at:
+            if current is not None:
+                tasks.append(current.build(path))
+                current = None
+            level, title = heading_at[number]
+            while stack and stack[-1][0] >= level:
+                stack.pop()
+            stack.append((level, _queue_of(title), title))
+            continue
+        if index in skip:
+            continue
+        queue, heading = _current_queue(stack)
+        match = TASK_RE.match(raw)
+        if match is None and ARROW_RE.match(raw):
+            raise PlanError("task line has no ID: write it as `→ **[ID]** Title`", path, number)
+        if match is not None:
+            if current is not None:
+                tasks.append(current.build(path))
+            task_id = match["id"].strip()
+            if not ID_RE.match(task_id):
+                shown = f"`{task_id}`" if task_id else "an empty ID"
+                raise PlanError(
+                    f"task line has {shown}; an ID is letters, digits, `_`, `-` and `.`",
+                    path,
+                    number,
+                )
+            if task_id in seen:
+                raise PlanError(
+                    f"duplicate task ID `{task_id}` (first used on line {seen[task_id]})",
+                    path,
+                    number,
+                )
+            seen[task_id] = number
+            title = match["title"].strip()
+            if not title:
+                raise PlanError(f"task `{task_id}` has no title", path, number)
+            current = _TaskBuilder(task_id, title, number, queue, heading)
+            continue
+        detail = DETAIL_RE.match(raw)
+        if detail is not None:
+            if current is not None:
+                current.add(detail, number, path)
+            elif queue is not None:
+                raise PlanError(
+                    f"detail line `{detail['key']}:` is outside a task; put it under a task line "
+                    "like `→ **[ID]** Title`",
+                    path,
+                    number,
+                )
+            continue
+        if current is not None and raw.strip() and not raw[0].isspace():
+            tasks.append(current.build(path))
+            current = None
+        if objective is None and (found := OBJECTIVE_RE.search(raw)) is not None:
+            objective = found["text"].strip()
+    if current is not None:
+        tasks.append(current.build(path))
+    return Plan(path=path, settings=settings, tasks=tuple(tasks), objective=objective)
+
+
+def _queue_of(heading: str) -> Queue | None:
+    lowered = heading.lower()
+    return next((queue for words, queue in QUEUE_HEADINGS if words in lowered), None)
+
+
+def _current_queue(stack: list[tuple[int, Queue | None, str]]) -> tuple[Queue | None, str | None]:
+    for _level, queue, title in reversed(stack):
+        if queue is not None:
+            return queue, title
+    return None, None
+
+
+def _split_front_matter(text: str, path: str) -> tuple[Settings, str]:
+    """Settings from the YAML front matter, and the body with line numbers kept."""
+    raw, body = split_front_matter(text, path, PlanError)
+    if raw is None:
+        return Settings(), body
+    values: dict[str, Any] = {}
+    lines: list[tuple[str, int]] = []
+    for setting in load_mapping(raw, path, 2, "the plan's front matter", PlanError):
+        if setting.key not in PLAN_SETTINGS:
+            known = ", ".join(PLAN_SETTINGS)
+            raise PlanError(
+                f"unknown front matter key `{setting.key}` (known: {known})", path, setting.line
+            )
+        values[setting.key] = _plan_setting(setting.key, setting.value, path, setting.line)
+        lines.append((setting.key, setting.line))
+    return Settings(**values, lines=tuple(lines)), body
+
+
+def _plan_setting(key: str, value: Any, path: str, line: int) -> Any:
+    if key == "gate":
+        if isinstance(value, str) and value.strip():
+            return (value,)
+        if (
+            isinstance(value, list)
+            and value
+            and all(isinstance(v, str) and v.strip() for v in value)
+        ):
+            return tuple(value)
+        raise PlanError("`gate` must be a command or a list of commands", path, line)
+    if not isinstance(value, str) or not value.strip():
+        raise PlanError(f"`{key}` must be a non-empty text", path, line)
+    return value.strip()
+
+
+class _TaskBuilder:
+    """Collects a task's detail lines, then validates them into a Task."""
+
+    def __init__(
+        self, task_id: str, title: str, line: int, queue: Queue | None, heading: str | None
+    ) -> None:
+        self.id, self.title, self.line, self.queue, self.heading = (
+            task_id,
+            title,
+            line,
+            queue,
+            heading,
+        )
+        self.details: list[Detail] = []
+        self.fields: dict[str, Any] = {}
+        self.seen: dict[str, int] = {}
+
+    def add(self, match: re.Match[str], number: int, path: str) -> None:
+        key, value = match["key"].strip(), match["value"]
+        normal = normalise_key(key)
+        if normal in self.seen:
+            raise PlanError(
+                f"task `{self.id}` has `{key}:` twice (first on line {self.seen[normal]})",
+                path,
+                number,
+            )
+        self.seen[normal] = number
+        self.details.append(Detail(key, value, number, len(match["prefix"])))
+        field_name = KEY_ALIASES.get(normal)
+        if field_name is not None:
+            self.fields[field_name] = _field_value(field_name, key, value, path, number)
+
+    def build(self, path: str) -> Task:
+        return Task(
+            id=self.id,
+            title=self.title,
+            line=self.line,
+            queue=self.queue,
+            heading=self.heading,
+            details=tuple(self.details),
+            **self.fields,
+        )
+
+
+def _field_value(name: str, key: str, value: str, path: str, line: int) -> Any:
+    if name == "alignment":
+        found = re.match(r"^\s*(\d{1,3})\s*(?:/\s*100\b|%)?", value)
+        if found is None or int(found[1]) > 100:
+            raise PlanError(
+                f"`{key}` must be a number from 0 to 100, like `95/100`", path, line
+            )
+        return int(found[1])
+    if name == "estimated_lines":
+        found = re.match(r"^\s*~?\s*(\d+)(?:\s*[-–]\s*(\d+))?", value)
+        if found is None:
+            raise PlanError(f"`{key}` must be a number of lines, like `25`", path, line)
+        return int(found[2] or found[1])
+    if name == "tests_defined":
+        return _yes_no(key, value, path, line)
+    if name == "status":
+        found = re.search(r"[A-Za-z][A-Za-z_-]*", value)
+        if found is None:
+            raise PlanError(f"`{key}` must be a word such as READY or DONE", path, line)
+        return found[0].upper().replace("-", "_")
+    if name == "run":
+        command = value.strip()
+        if len(command) >= 2 and command.startswith("`") and command.endswith("`"):
+            command = command.strip("`").strip()
+        if not command:
+            raise PlanError(f"`{key}` is empty; give the shell command to run", path, line)
+        return command
+    return value.strip()
+
+
+def _yes_no(key: str, value: str, path: str, line: int) -> bool:
+    lowered = value.strip().lower()
+    first = re.match(r"[\w]+|\S", lowered)
+    word = first[0] if first else ""
+    if word in TESTS_YES or lowered.startswith("✅"):
+        return True
+    if word in TESTS_NO or any(lowered.startswith(mark) for mark in ("⏳", "❌", "⚠")):
+        return False
+    raise PlanError(
+        f"`{key}` must start with ✅ or Yes, or with ⏳, ❌ or No (got `{value.strip()}`)",
+        path,
+        line,
+    )
+
+
+def set_status(text: str, task_id: str, status: str, path: str = "PROJECT_PLAN.md") -> str:
+    """`text` with only task `task_id`'s Status value changed (a Status line added if absent)."""
+    plan = parse_plan(text, path)
+    task = plan.task(task_id)
+    if task is None:
+        raise PlanError(f"no task `{task_id}` in the plan", path)
+    lines = text.splitlines(keepends=True)
+    detail = task.detail("status")
+    if detail is not None:
+        index = detail.line - 1
+        line = lines[index]
+        body = line.rstrip("\r\n")
+        ending = line[len(body) :]
+        value = body[detail.value_start :]
+        word = re.search(r"[A-Za-z][A-Za-z_-]*", value)
+        assert word is not None  # parse_plan guarantees a word
+        new_value = value[: word.start()] + status + value[word.end() :]
+        lines[index] = body[: detail.value_start] + new_value + ending
+        return "".join(lines)
+    anchor = task.details[-1].line if task.details else task.line
+    indent = "  "
+    if task.details:
+        first = lines[task.details[0].line - 1]
+        indent = first[: len(first) - len(first.lstrip())]
+    previous = lines[anchor - 1]
+    ending = "\r\n" if previous.endswith("\r\n") else "\n"
+    if not previous.endswith(("\n", "\r")):
+        lines[anchor - 1] = previous + ending
+    lines.insert(anchor, f"{indent}- Status: {status}{ending}")
+    return "".join(lines)

@@ -1,0 +1,71 @@
+"""Finding and loading a project: its repository root, plan and constraints."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from gitops_agent.constraints import DEFAULT_PATH, Constraints, load_constraints
+from gitops_agent.errors import UserError
+from gitops_agent.files import read_text
+from gitops_agent.git import find_repo_root
+from gitops_agent.plan import Plan, parse_plan
+
+PLAN_FILE = "PROJECT_PLAN.md"
+
+
+@dataclass(frozen=True, slots=True)
+class Project:
+    root: Path
+    plan_path: Path
+    plan: Plan
+    constraints: Constraints
+    notes: tuple[str, ...]  # things a person should know about how it was loaded
+
+    @property
+    def protected_paths(self) -> tuple[str, ...]:
+        """The plan and the constraints document, as paths inside the repository."""
+        paths = [self.plan.path]
+        if self.constraints.path is not None:
+            paths.append(self.constraints.path)
+        return tuple(p for p in paths if not p.startswith(("/", "..")))
+
+
+def find_root(repo: Path | None) -> Path:
+    """The repository containing `repo` (default: the current directory), else `repo` itself."""
+    start = Path.cwd() if repo is None else repo
+    if not start.is_dir():
+        raise UserError("no such directory", str(start))
+    return find_repo_root(start) or start.resolve()
+
+
+def display_path(path: Path, root: Path) -> str:
+    """`path` relative to the repository root when it is inside it (POSIX), else as absolute."""
+    try:
+        return path.resolve().relative_to(root).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def load_project(
+    repo: Path | None = None, plan: Path | None = None, constraints: Path | None = None
+) -> Project:
+    """Parse the plan and the constraints; any problem is a UserError with `path:line:`."""
+    root = find_root(repo)
+    plan_path = plan if plan is not None else root / PLAN_FILE
+    plan_shown = display_path(plan_path, root)
+    if not plan_path.exists():
+        hint = "; create one with `gitops-agent init`" if plan is None else ""
+        raise UserError(f"no plan found{hint}", plan_shown)
+    parsed = parse_plan(read_text(plan_path, plan_shown), plan_shown)
+    notes: list[str] = []
+    if constraints is not None:
+        loaded = load_constraints(root, os.path.relpath(constraints, root), explicit=True)
+    elif parsed.settings.constraints is not None:
+        loaded = load_constraints(root, parsed.settings.constraints, explicit=True)
+    else:
+        loaded = load_constraints(root, None, explicit=False)
+        if loaded.path is None:
+            notes.append(f"No {DEFAULT_PATH}: the default rules apply.")
+    return Project(root, plan_path, parsed, loaded, tuple(notes))
