@@ -1,0 +1,349 @@
+"""The user's repository as the rest of the tool sees it: commits, trees and our own branches."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import EllipsisType, MappingProxyType
+from typing import NamedTuple, TypeAlias
+
+import pygit2
+from pygit2.enums import FileMode, ReferenceType, SortMode
+
+from gitops_agent.errors import UserError
+
+from . import metadata
+
+OWN_PREFIX = "refs/heads/autonomous/"
+DEFAULT_IDENTITY = ("gitops-agent", "gitops-agent@localhost")
+NO_TRAILERS: Mapping[str, str] = MappingProxyType({})
+_TRAILER_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+
+
+class StoredBlob(NamedTuple):
+    """A blob already in the user's object database, with the mode to give its tree entry."""
+
+    id: pygit2.Oid
+    mode: int
+
+
+# New content by path: bytes to write, a stored blob, None to delete.
+Edits: TypeAlias = Mapping[str, bytes | StoredBlob | None]
+# The same, nested by path component.
+_Nested: TypeAlias = "dict[str, bytes | StoredBlob | _Nested | None]"
+
+
+class RefMovedError(RuntimeError):
+    """A branch was not where we last read it: something else wrote it, so we did not move it."""
+
+
+@dataclass(frozen=True, slots=True)
+class CommitInfo:
+    """One commit of a branch's history, with the trailers our commits carry."""
+
+    id: str
+    message: str
+    trailers: dict[str, str]
+    parents: tuple[str, ...]
+
+
+def find_repo_root(start: Path) -> Path | None:
+    """Work tree root of the repository containing `start`; None outside one (or in a bare one)."""
+    git_dir = pygit2.discover_repository(str(start))
+    if git_dir is None:
+        return None
+    try:
+        workdir = pygit2.Repository(git_dir).workdir
+    except pygit2.GitError as err:  # e.g. owned by another user
+        raise UserError(f"cannot open the git repository: {err}", git_dir) from err
+    return None if workdir is None else Path(workdir)
+
+
+class Repo:
+    """The user's repository; every write goes to objects or to refs under `autonomous/`.
+
+    `Checkout`, in this package, also uses the underscored helpers and the pygit2 handle.
+    """
+
+    def __init__(self, raw: pygit2.Repository, identity: tuple[str, str]) -> None:
+        if raw.workdir is None:
+            raise UserError("a bare repository has no work tree to run in", raw.path)
+        self._repo = raw
+        self._identity = identity
+        self.root = Path(raw.workdir)
+        self.git_dir = Path(raw.path).resolve()
+        commondir = self.git_dir / "commondir"  # set in linked worktrees only
+        common = commondir.read_text().strip() if commondir.is_file() else "."
+        self.common_dir = (self.git_dir / common).resolve()
+        # Reflog entries of refs we move name us rather than the user's configured identity.
+        raw.set_ident(*identity)
+
+    @classmethod
+    def open(cls, root: Path, *, identity: tuple[str, str] = DEFAULT_IDENTITY) -> Repo:
+        """Open the repository containing `root`, as `git` would find it from there."""
+        if pygit2.discover_repository(str(root)) is None:
+            raise UserError("not a git repository (run `git init` first)", str(root))
+        try:
+            raw = pygit2.Repository(str(root))
+        except pygit2.GitError as err:  # e.g. owned by another user
+            raise UserError(f"cannot open the git repository: {err}", str(root)) from err
+        return cls(raw, identity)
+
+    def head_branch(self) -> str | None:
+        """Short name of the branch HEAD names (even before its first commit); None if detached."""
+        head = self._repo.lookup_reference("HEAD")
+        if head.type != ReferenceType.SYMBOLIC:
+            return None
+        return str(head.target).removeprefix("refs/heads/")
+
+    def branch_tip(self, name: str) -> str | None:
+        """Commit id of `refs/heads/<name>`, or None when there is no such branch."""
+        ref = self._repo.references.get(self._branch_ref(name))
+        if ref is None:
+            return None
+        try:
+            return str(ref.peel(pygit2.Commit).id)
+        except KeyError:  # a symbolic ref to a missing branch
+            return None
+
+    def resolve_commit(self, rev: str) -> str:
+        """Commit id for a branch name (preferred over a tag of the same name) or any revision."""
+        return str(self._commit(rev).id)
+
+    def _commit(self, rev: str) -> pygit2.Commit:
+        refname = f"refs/heads/{rev}"
+        is_branch = pygit2.reference_is_valid_name(refname) and refname in self._repo.references
+        try:
+            return self._repo.revparse_single(refname if is_branch else rev).peel(pygit2.Commit)
+        except (KeyError, ValueError) as err:  # unknown, invalid, ambiguous, or not a commit
+            raise UserError(f"unknown commit or branch {rev!r}", str(self.root)) from err
+
+    def read_blob(self, commit: str, path: str) -> bytes | None:
+        """Content of a file (or a symlink's target) at `commit`; None when no file is there."""
+        try:
+            entry = self._commit(commit).tree[path]
+        except KeyError:
+            return None
+        return entry.data if isinstance(entry, pygit2.Blob) else None
+
+    def create_branch(self, name: str, target: str) -> None:
+        """Create one of our branches; never overwrites, so a name already in use is an error."""
+        refname = self._own_branch_ref(name)
+        oid = self._commit(target).id
+        try:
+            self._repo.create_reference(refname, oid, False, "gitops-agent: branch created")
+        except pygit2.AlreadyExistsError as err:
+            raise UserError(f"branch {name} already exists", str(self.root)) from err
+
+    def autonomous_branches(self) -> dict[str, str]:
+        """Our branches (short name -> tip id), sorted by name."""
+        tips: dict[str, str] = {}
+        for refname in self._repo.references:
+            if refname.startswith(OWN_PREFIX):
+                name = refname.removeprefix("refs/heads/")
+                tip = self.branch_tip(name)
+                if tip is not None:
+                    tips[name] = tip
+        return dict(sorted(tips.items()))
+
+    def is_merged(self, commit: str, into: str) -> bool:
+        """Whether `commit` is reachable from `into` (equal counts)."""
+        oid, into_oid = self._commit(commit).id, self._commit(into).id
+        return oid == into_oid or self._repo.descendant_of(into_oid, oid)
+
+    def commits_between(self, tip: str, base: str) -> list[CommitInfo]:
+        """Commits reachable from `tip` but not from `base`, newest first."""
+        walker = self._repo.walk(self._commit(tip).id, SortMode.TOPOLOGICAL | SortMode.TIME)
+        walker.hide(self._commit(base).id)
+        return [
+            CommitInfo(
+                id=str(c.id),
+                message=c.message,
+                trailers=dict(c.message_trailers),
+                parents=tuple(str(p) for p in c.parent_ids),
+            )
+            for c in walker
+        ]
+
+    def replace_in_tree(self, tree: str, files: Mapping[str, bytes | None]) -> str:
+        """Id of a new tree: `tree` with `files` written (None deletes); nothing is checked out."""
+        try:
+            base = self._repo[tree].peel(pygit2.Tree)
+        except (KeyError, ValueError) as err:
+            raise UserError(f"unknown tree {tree!r}", str(self.root)) from err
+        return str(self._edit_tree(base, files))
+
+    def commit_files(
+        self,
+        branch: str,
+        files: Mapping[str, bytes | None],
+        message: str,
+        *,
+        expected_tip: str | EllipsisType | None = ...,
+        trailers: Mapping[str, str] = NO_TRAILERS,
+    ) -> str:
+        """Commit `files` on top of our branch's tip without any checkout; creates it as an orphan.
+
+        `expected_tip` (a full id, or None for "must not exist") guards against a concurrent writer.
+        """
+        refname = self._own_branch_ref(branch)
+        ref = self._repo.references.get(refname)
+        tip = None if ref is None else self._direct_target(ref)
+        if expected_tip is not ... and expected_tip != (None if tip is None else str(tip)):
+            raise RefMovedError(f"branch {branch} is at {tip}, expected {expected_tip}")
+        base = None if tip is None else self._repo[tip].peel(pygit2.Tree)
+        tree = self._edit_tree(base, files)
+        return self._commit_and_move(
+            refname, ref, tree, [] if tip is None else [tip], message, trailers
+        )
+
+    def commit_tree(
+        self, branch: str, tree: str, parent: str, message: str, trailers: Mapping[str, str]
+    ) -> str:
+        """Commit `tree` on our existing branch, moving it only if its tip is still `parent`."""
+        refname = self._own_branch_ref(branch)
+        ref = self._repo.references.get(refname)
+        if ref is None:
+            raise UserError(f"branch {branch} does not exist", str(self.root))
+        parent_id = self._commit(parent).id
+        tip = self._direct_target(ref)
+        if tip != parent_id:
+            raise RefMovedError(f"branch {branch} is at {tip}, expected {parent_id}")
+        try:
+            tree_id = self._repo[tree].peel(pygit2.Tree).id
+        except (KeyError, ValueError) as err:
+            raise UserError(f"unknown tree {tree!r}", str(self.root)) from err
+        return self._commit_and_move(refname, ref, tree_id, [parent_id], message, trailers)
+
+    def snapshot_metadata(self) -> metadata.MetadataSnapshot:
+        """Record refs, HEAD, config and hooks, so a run can prove (and undo) any change to them."""
+        return metadata.take(self._repo, self.git_dir, self.common_dir)
+
+    def restore_metadata(
+        self, snapshot: metadata.MetadataSnapshot, *, own_prefix: str = OWN_PREFIX
+    ) -> list[str]:
+        """Undo changes since `snapshot` outside `own_prefix`; one sentence per thing put back.
+
+        This also undoes what the user did meanwhile (a commit on main): call it around runs only.
+        """
+        return metadata.restore(self._repo, self.git_dir, self.common_dir, snapshot, own_prefix)
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _branch_ref(self, name: str) -> str:
+        refname = f"refs/heads/{name}"
+        if not pygit2.reference_is_valid_name(refname):
+            raise UserError(f"invalid branch name {name!r}", str(self.root))
+        return refname
+
+    def _own_branch_ref(self, name: str) -> str:
+        refname = self._branch_ref(name)
+        if not refname.startswith(OWN_PREFIX):
+            raise UserError(
+                f"refusing to write branch {name!r}: only branches under autonomous/ are ours",
+                str(self.root),
+            )
+        return refname
+
+    def _direct_target(self, ref: pygit2.Reference) -> pygit2.Oid:
+        if ref.type != ReferenceType.DIRECT or not isinstance(ref.target, pygit2.Oid):
+            raise UserError(f"{ref.name} is a symbolic ref; refusing to move it", str(self.root))
+        return ref.target
+
+    def _signature(self) -> pygit2.Signature:
+        # Explicit: `default_signature` raises where no user.name is configured (CI).
+        return pygit2.Signature(*self._identity)
+
+    def _checked_out(self, refname: str) -> bool:
+        heads = [self.git_dir / "HEAD", *self.common_dir.glob("worktrees/*/HEAD")]
+        return any(h.read_text().strip() == f"ref: {refname}" for h in heads if h.is_file())
+
+    def _commit_and_move(
+        self,
+        refname: str,
+        ref: pygit2.Reference | None,
+        tree: pygit2.Oid,
+        parents: list[pygit2.Oid],
+        message: str,
+        trailers: Mapping[str, str],
+    ) -> str:
+        if self._checked_out(refname):
+            # Moving a checked-out branch shows the user the reverse change as staged.
+            raise UserError(f"{refname} is checked out; refusing to move it", str(self.root))
+        sig = self._signature()
+        text = full_message(message, trailers)
+        oid = self._repo.create_commit(None, sig, sig, text, tree, parents)
+        log = f"gitops-agent: {text.splitlines()[0]}"
+        try:
+            if ref is None:
+                self._repo.create_reference(refname, oid, False, log)
+            else:
+                ref.set_target(oid, log)  # fails if the ref moved since `ref` was read
+        except pygit2.GitError as err:
+            raise RefMovedError(f"{refname} changed while committing; left as it is") from err
+        return str(oid)
+
+    def _edit_tree(self, base: pygit2.Tree | None, files: Edits) -> pygit2.Oid:
+        edits: _Nested = {}
+        for path, data in files.items():
+            parts = _split_path(path, str(self.root))
+            node = edits
+            for part in parts[:-1]:
+                child = node.setdefault(part, {})
+                if not isinstance(child, dict):
+                    raise UserError(f"{path}: its directory is written as a file", str(self.root))
+                node = child
+            if parts[-1] in node:
+                raise UserError(f"{path}: written as a file and a directory", str(self.root))
+            node[parts[-1]] = data
+        return self._edit(base, edits, "") or self._repo.TreeBuilder().write()
+
+    def _edit(self, tree: pygit2.Tree | None, edits: _Nested, prefix: str) -> pygit2.Oid | None:
+        """Apply `edits` to `tree`; None when the result is empty (git keeps no empty dirs)."""
+        builder = self._repo.TreeBuilder() if tree is None else self._repo.TreeBuilder(tree)
+        for name, edit in edits.items():
+            current = tree[name] if tree is not None and name in tree else None
+            is_dir = current is not None and current.filemode == FileMode.TREE
+            if isinstance(edit, dict):
+                if current is not None and not is_dir:
+                    raise UserError(f"{prefix}{name} is a file, not a directory", str(self.root))
+                sub = self._edit(
+                    None if current is None else current.peel(pygit2.Tree), edit, f"{prefix}{name}/"
+                )
+                if sub is not None:
+                    builder.insert(name, sub, FileMode.TREE)
+                elif current is not None:
+                    builder.remove(name)
+            elif is_dir:
+                raise UserError(f"{prefix}{name} is a directory, not a file", str(self.root))
+            elif edit is None:
+                if current is not None:
+                    builder.remove(name)
+            elif isinstance(edit, StoredBlob):
+                builder.insert(name, edit.id, edit.mode)
+            else:
+                keep_x = current is not None and current.filemode == FileMode.BLOB_EXECUTABLE
+                mode = FileMode.BLOB_EXECUTABLE if keep_x else FileMode.BLOB
+                builder.insert(name, self._repo.create_blob(edit), mode)
+        return builder.write() if len(builder) else None
+
+
+def full_message(message: str, trailers: Mapping[str, str]) -> str:
+    """The message, a blank line, then `Key: value` lines that `git interpret-trailers` reads."""
+    body = message.strip()
+    if not body:
+        raise ValueError("a commit message must not be empty")
+    for key, value in trailers.items():
+        if not _TRAILER_KEY.fullmatch(key) or "\n" in value or not value.strip():
+            raise ValueError(f"invalid trailer {key!r}: {value!r}")
+    lines = [f"{key}: {value.strip()}" for key, value in trailers.items()]
+    return "\n\n".join([body, "\n".join(lines)] if lines else [body]) + "\n"
+
+
+def _split_path(path: str, where: str) -> list[str]:
+    parts = path.split("/")
+    if any(p in ("", ".", "..") or p.lower() == ".git" or "\0" in p for p in parts):
+        raise UserError(f"invalid path in the repository: {path!r}", where)
+    return parts
