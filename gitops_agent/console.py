@@ -16,7 +16,29 @@ err = Console(stderr=True, highlight=False)
 _QUEUE_NAMES = {Queue.READY: "ready", Queue.PENDING: "pending", Queue.NOT_READY: "not ready"}
 
 
+# Past this many tasks a rich table takes seconds to lay out; plain aligned lines take
+# milliseconds and show the same columns.
+TABLE_LIMIT = 300
+
+
 def show_check(project: Project, verdicts: list[Verdict]) -> None:
+    if len(verdicts) <= TABLE_LIMIT:
+        err.print(_check_table(project, verdicts))
+    else:
+        err.file.write(_check_lines(verdicts))
+    err.print(summary(verdicts))
+    constraints = project.constraints.path or "built-in defaults"
+    err.print(f"Constraints: {constraints}")
+    for note in project.notes:
+        err.print(f"[yellow]{note}[/yellow]")
+
+
+def _queue_name(verdict: Verdict) -> str:
+    queue = verdict.task.queue
+    return _QUEUE_NAMES[queue] if queue is not None else "none"
+
+
+def _check_table(project: Project, verdicts: list[Verdict]) -> Table:
     table = Table(title=f"{project.plan.path}: {len(verdicts)} tasks", title_justify="left")
     table.add_column("Task", no_wrap=True)
     table.add_column("Queue", no_wrap=True)
@@ -26,16 +48,25 @@ def show_check(project: Project, verdicts: list[Verdict]) -> None:
         task = verdict.task
         table.add_row(
             f"{task.id}\n[dim]line {task.line}[/dim]",
-            _QUEUE_NAMES[task.queue] if task.queue else "none",
+            _queue_name(verdict),
             "[green]yes[/green]" if verdict.eligible else "[red]no[/red]",
             "\n".join(verdict.reasons),
         )
-    err.print(table)
-    err.print(summary(verdicts))
-    constraints = project.constraints.path or "built-in defaults"
-    err.print(f"Constraints: {constraints}")
-    for note in project.notes:
-        err.print(f"[yellow]{note}[/yellow]")
+    return table
+
+
+def _check_lines(verdicts: list[Verdict]) -> str:
+    width = max(len(v.task.id) for v in verdicts)
+    color = err.is_terminal and not err.no_color
+    lines = [f"{'TASK':<{width}}  {'QUEUE':<9}  RUNS  WHY NOT"]
+    for verdict in verdicts:
+        runs = "yes " if verdict.eligible else "no  "
+        if color:
+            runs = f"\x1b[32m{runs}\x1b[0m" if verdict.eligible else f"\x1b[31m{runs}\x1b[0m"
+        reasons = verdict.reasons or ("",)
+        lines.append(f"{verdict.task.id:<{width}}  {_queue_name(verdict):<9}  {runs}  {reasons[0]}")
+        lines.extend(f"{'':<{width}}  {'':<9}        {reason}" for reason in reasons[1:])
+    return "\n".join(lines) + "\n"
 
 
 def summary(verdicts: list[Verdict]) -> str:

@@ -10,7 +10,7 @@ from typing import Any
 
 from gitops_agent.errors import ConstraintsError
 from gitops_agent.files import read_text
-from gitops_agent.mdblocks import blocks
+from gitops_agent.mdblocks import blocks, split_lines
 from gitops_agent.yamlmap import load_mapping, split_front_matter
 
 # The seed's forbidden list, made concrete. Patterns are gitignore-like globs: a pattern
@@ -164,12 +164,16 @@ _DURATION = r"(\d+(?:\.\d+)?)\s*(hours?|hrs?|h|minutes?|mins?|m)\b"
 _PROSE: tuple[tuple[str, re.Pattern[str], Callable[[re.Match[str]], Any]], ...] = (
     (
         "min_alignment",
-        re.compile(r"alignment score\**\s*(?:≥|>=|of at least|at least|min(?:imum)?:?)\s*(\d+)", re.I),
+        re.compile(
+            r"alignment score\**\s*(?:≥|>=|of at least|at least|min(?:imum)?:?)\s*(\d+)", re.I
+        ),
         lambda m: int(m[1]),
     ),
     (
         "max_estimated_lines",
-        re.compile(r"estimated lines\**\s*(?:≤|<=|of at most|at most|max(?:imum)?:?)\s*(\d+)", re.I),
+        re.compile(
+            r"estimated lines\**\s*(?:≤|<=|of at most|at most|max(?:imum)?:?)\s*(\d+)", re.I
+        ),
         lambda m: int(m[1]),
     ),
     (
@@ -211,7 +215,7 @@ def parse_constraints(text: str, path: str) -> Constraints:
     structure = blocks(body)
     values: dict[str, Any] = {}
     sources: dict[str, int] = {}
-    for index, line in enumerate(body.splitlines()):
+    for index, line in enumerate(split_lines(body)):
         if index in structure.skip:
             continue
         for name, pattern, convert in _PROSE:
@@ -222,7 +226,8 @@ def parse_constraints(text: str, path: str) -> Constraints:
     documents = [(raw, 2)] if raw is not None else []
     documents += [(f.content, f.first_line) for f in structure.fences if f.info in ("yaml", "yml")]
     for content, first_line in documents:
-        for setting in load_mapping(content, path, first_line, "the constraints' machine rules", ConstraintsError
+        for setting in load_mapping(
+            content, path, first_line, "the constraints' machine rules", ConstraintsError
         ):
             if setting.key in yaml_sources:
                 raise ConstraintsError(
@@ -289,4 +294,3 @@ def load_constraints(root: Path, path: str | None, *, explicit: bool) -> Constra
     if not target.exists() and not explicit:
         return DEFAULTS
     return parse_constraints(read_text(target, shown), shown)
-

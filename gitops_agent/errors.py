@@ -1,4 +1,4 @@
-"""The one error type for everything a user can cause; the CLI turns it into `path:line: message`."""
+"""The one error type for all a user can cause; the CLI shows it as `path:line: message`."""
 
 from __future__ import annotations
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from functools import cache
 
@@ -33,23 +34,90 @@ def _markdown() -> MarkdownIt:
     return md
 
 
-def blocks(text: str) -> Blocks:
+# A line that can open, close or underline a block: everything else is inert paragraph text.
+# ">" anywhere may end an HTML block (`-->`, `?>`, `]]>`, `</script>`), so it counts too.
+_STRUCTURAL = re.compile(r"^ {0,3}(?:#|```|~~~|<|=+[ \t]*$|-+[ \t]*$)|>")
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+$")
+
+
+def split_lines(text: str, *, keepends: bool = False) -> list[str]:
+    """Lines as markdown-it counts them: only CR LF, CR and LF end a line (not U+2028 & co)."""
+    lines: list[str] = _LINE.findall(text)
+    return lines if keepends else [line.rstrip("\r\n") for line in lines]
+
+
+def _blank(line: str) -> bool:
+    return not line.strip(" \t")
+
+
+def _condense(lines: list[str]) -> tuple[str, list[int]]:
+    """`lines` with the stretches that cannot change the block structure left out.
+
+    The parser's cost is per line, and a plan is mostly task and detail lines. Between two
+    structural lines, only the first and the last paragraph and the first and the last blank
+    line can matter (a setext underline takes the paragraph just above it; an HTML block of
+    kind 6 or 7 ends at the first blank line), so a stretch keeps those and loses its middle.
+    Returns the condensed text and, for each condensed line, the original line it stands for.
+    """
+    kept: list[tuple[str, int]] = []
+    stretch: list[int] = []
+
+    def flush() -> None:
+        blanks = [i for i in stretch if _blank(lines[i])]
+        if not blanks:
+            pieces = [stretch[:1]]
+        else:
+            first, last = blanks[0], blanks[-1]
+            before = [i for i in stretch if i < first][:1]
+            after = [i for i in stretch if i > last][:1]
+            pieces = [before, [first], [last] if last != first else [], after]
+        for piece in pieces:
+            kept.extend(("" if _blank(lines[i]) else "x", i) for i in piece)
+        stretch.clear()
+
+    for index, line in enumerate(lines):
+        if not _blank(line) and _STRUCTURAL.search(line):
+            flush()
+            kept.append((line, index))
+        else:
+            stretch.append(index)
+    flush()
+    origin = [i for _line, i in kept]
+    origin.append(len(lines))
+    return "".join(line + "\n" for line, _i in kept), origin
+
+
+def blocks(text: str, *, condense: bool = True) -> Blocks:
     """Where the headings, fences and HTML blocks of `text` are (heading lines are 1-based)."""
     found = Blocks()
-    tokens = _markdown().parse(text)
+    lines = split_lines(text)
+    if condense:
+        condensed, origin = _condense(lines)
+    else:
+        condensed = "".join(line + "\n" for line in lines)
+        origin = [*range(len(lines)), len(lines)]
+    tokens = _markdown().parse(condensed)
     for position, token in enumerate(tokens):
         if token.map is None:
             continue
-        start, end = token.map
+        start, end = origin[token.map[0]], origin[token.map[1]]
         if token.type == "fence":
             found.skip.update(range(start, end))
-            found.fences.append(Fence(token.info.strip(), token.content, start + 2))
+            closed = end - 1 > start and lines[end - 1].lstrip().startswith(token.markup)
+            body = lines[start + 1 : end - 1] if closed else lines[start + 1 : end]
+            content = "".join(line + "\n" for line in body)
+            found.fences.append(Fence(token.info.strip(), content, start + 2))
         elif token.type == "html_block":
             found.skip.update(range(start, end))
         elif token.type == "heading_open":
-            title = tokens[position + 1].content.strip()
-            # A setext heading's text spans its lines; its underline is the last one.
-            line = start + 1 if token.markup.startswith("#") else end
+            if token.markup.startswith("#"):
+                line, title = start + 1, tokens[position + 1].content.strip()
+            else:  # setext: the text lines, then the underline
+                underline = origin[token.map[1] - 1]
+                line = underline + 1
+                title = " ".join(part.strip() for part in lines[start:underline])
             found.headings[line] = (int(token.tag[1:]), title)
             found.skip.update(range(start, end))
     return found

@@ -10,10 +10,11 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from gitops_agent.errors import PlanError
-from gitops_agent.mdblocks import blocks
+from gitops_agent.mdblocks import blocks, split_lines
 from gitops_agent.yamlmap import load_mapping, split_front_matter
 
 
@@ -40,9 +41,14 @@ TASK_RE = re.compile(r"^ {0,3}(?P<marker>→|[-*])[ \t]+\*\*\[(?P<id>[^\]]*)\]\*
 ARROW_RE = re.compile(r"^ {0,3}→")
 # An indented `- Key: value` line.
 DETAIL_RE = re.compile(
-    r"^(?P<prefix>[ \t]+[-*][ \t]+(?P<key>[A-Za-z][A-Za-z0-9 _/-]*?)[ \t]*:[ \t]*)(?P<value>.*?)[ \t]*$"
+    r"^(?P<prefix>[ \t]+[-*][ \t]+(?P<key>[A-Za-z][A-Za-z0-9 _/-]*?)[ \t]*:[ \t]*)"
+    r"(?P<value>.*?)[ \t]*$"
 )
 OBJECTIVE_RE = re.compile(r"\*\*Objective\*\*\s*:?\s*(?P<text>.+)")
+ALIGNMENT_RE = re.compile(r"^\s*(\d{1,3})\s*(?:/\s*100\b|%)?")
+LINES_RE = re.compile(r"^\s*~?\s*(\d+)(?:\s*[-\u2013]\s*(\d+))?")  # "10-20", also with an en dash
+WORD_RE = re.compile(r"[A-Za-z][A-Za-z_-]*")
+FIRST_WORD_RE = re.compile(r"\w+|\S")
 
 # Detail keys we understand (normalised) -> the field they fill. Others are kept as written.
 KEY_ALIASES = {
@@ -127,6 +133,7 @@ class Plan:
         return next((t for t in self.tasks if t.id == task_id), None)
 
 
+@cache
 def normalise_key(key: str) -> str:
     return " ".join(re.split(r"[\s_-]+", key.strip().lower()))
 
@@ -134,7 +141,7 @@ def normalise_key(key: str) -> str:
 def parse_plan(text: str, path: str) -> Plan:
     """Parse a plan; any problem is a PlanError naming `path` and the line."""
     settings, body = _split_front_matter(text, path)
-    lines = body.splitlines()
+    lines = split_lines(body)
     structure = blocks(body)
     skip, heading_at = structure.skip, structure.headings
     tasks: list[Task] = []
@@ -297,21 +304,19 @@ class _TaskBuilder:
 
 def _field_value(name: str, key: str, value: str, path: str, line: int) -> Any:
     if name == "alignment":
-        found = re.match(r"^\s*(\d{1,3})\s*(?:/\s*100\b|%)?", value)
+        found = ALIGNMENT_RE.match(value)
         if found is None or int(found[1]) > 100:
-            raise PlanError(
-                f"`{key}` must be a number from 0 to 100, like `95/100`", path, line
-            )
+            raise PlanError(f"`{key}` must be a number from 0 to 100, like `95/100`", path, line)
         return int(found[1])
     if name == "estimated_lines":
-        found = re.match(r"^\s*~?\s*(\d+)(?:\s*[-–]\s*(\d+))?", value)
+        found = LINES_RE.match(value)
         if found is None:
             raise PlanError(f"`{key}` must be a number of lines, like `25`", path, line)
         return int(found[2] or found[1])
     if name == "tests_defined":
         return _yes_no(key, value, path, line)
     if name == "status":
-        found = re.search(r"[A-Za-z][A-Za-z_-]*", value)
+        found = WORD_RE.search(value)
         if found is None:
             raise PlanError(f"`{key}` must be a word such as READY or DONE", path, line)
         return found[0].upper().replace("-", "_")
@@ -327,7 +332,7 @@ def _field_value(name: str, key: str, value: str, path: str, line: int) -> Any:
 
 def _yes_no(key: str, value: str, path: str, line: int) -> bool:
     lowered = value.strip().lower()
-    first = re.match(r"[\w]+|\S", lowered)
+    first = FIRST_WORD_RE.match(lowered)
     word = first[0] if first else ""
     if word in TESTS_YES or lowered.startswith("✅"):
         return True
@@ -346,7 +351,7 @@ def set_status(text: str, task_id: str, status: str, path: str = "PROJECT_PLAN.m
     task = plan.task(task_id)
     if task is None:
         raise PlanError(f"no task `{task_id}` in the plan", path)
-    lines = text.splitlines(keepends=True)
+    lines = split_lines(text, keepends=True)
     detail = task.detail("status")
     if detail is not None:
         index = detail.line - 1
@@ -354,7 +359,7 @@ def set_status(text: str, task_id: str, status: str, path: str = "PROJECT_PLAN.m
         body = line.rstrip("\r\n")
         ending = line[len(body) :]
         value = body[detail.value_start :]
-        word = re.search(r"[A-Za-z][A-Za-z_-]*", value)
+        word = WORD_RE.search(value)
         assert word is not None  # parse_plan guarantees a word
         new_value = value[: word.start()] + status + value[word.end() :]
         lines[index] = body[: detail.value_start] + new_value + ending

@@ -33,11 +33,13 @@ class Project:
 
 
 def find_root(repo: Path | None) -> Path:
-    """The repository containing `repo` (default: the current directory), else `repo` itself."""
-    start = Path.cwd() if repo is None else repo
-    if not start.is_dir():
-        raise UserError("no such directory", str(start))
-    return find_repo_root(start) or start.resolve()
+    """The project's root: `repo` as given, else the repository the current directory is in."""
+    if repo is not None:
+        if not repo.is_dir():
+            raise UserError("no such directory (given as --repo)", str(repo))
+        return repo.resolve()
+    cwd = Path.cwd()
+    return find_repo_root(cwd) or cwd
 
 
 def display_path(path: Path, root: Path) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import frontmatter
+from frontmatter.default_handlers import YAMLHandler
 import yaml
 
 from gitops_agent.errors import UserError
@@ -50,7 +50,6 @@ def load_mapping(
     return settings
 
 
-
 def split_front_matter(
     text: str, path: str, error: type[UserError] = UserError
 ) -> tuple[str | None, str]:
@@ -61,7 +60,7 @@ def split_front_matter(
     """
     if text.startswith("\ufeff"):
         text = text[1:]
-    handler = frontmatter.YAMLHandler()
+    handler = YAMLHandler()
     if not handler.detect(text):
         return None, text
     lines = text.split("\n")

@@ -82,10 +82,7 @@ def test_tasks_in_code_fences_and_html_comments_are_not_tasks() -> None:
 
 
 def test_heading_below_queue_keeps_the_queue_and_sibling_heading_ends_it() -> None:
-    text = (
-        "## Ready for Autonomous Execution\n#### Backend\n- **[a]** A\n"
-        "## Notes\n- **[b]** B\n"
-    )
+    text = "## Ready for Autonomous Execution\n#### Backend\n- **[a]** A\n## Notes\n- **[b]** B\n"
     plan = parse_plan(text, "P.md")
     assert [(t.id, t.queue) for t in plan.tasks] == [("a", Queue.READY), ("b", None)]
 
@@ -209,7 +206,9 @@ def test_set_status_round_trip_keeps_every_other_line(blocks: list, data: st.Dat
         if status is not None:
             parts.append(f"  - Status: {status}{eol}")
         parts.append(f"  - Estimated lines: 3{eol}")
-        if prose.strip() and not prose.lstrip().startswith(("→", "-", "*", "#", "<", "`", "~", "=")):
+        if prose.strip() and not prose.lstrip().startswith(
+            ("→", "-", "*", "#", "<", "`", "~", "=")
+        ):
             parts.append(f"{eol}Some prose: {prose.strip()}{eol}{eol}")
     text = "".join(parts)
     task_id = data.draw(st.sampled_from([b[1] for b in blocks]))

@@ -64,8 +64,11 @@ def test_limits_come_from_the_constraints() -> None:
 
 
 def test_a_task_that_writes_tests_needs_none_defined() -> None:
-    t = task(GOOD.replace("Add a slugify helper", "Add unit tests for slugify").replace(
-        "✅ Yes (tests/test_slug.py)", "⏳ Needs definition"))
+    t = task(
+        GOOD.replace("Add a slugify helper", "Add unit tests for slugify").replace(
+            "✅ Yes (tests/test_slug.py)", "⏳ Needs definition"
+        )
+    )
     assert rules(t) == []
 
 
@@ -86,8 +89,11 @@ def test_without_run_or_agent_nothing_can_run_it() -> None:
 
 
 def test_pending_task_says_it_waits_for_approval_and_what_else_is_missing() -> None:
-    t = task(GOOD.replace("Ready for Autonomous Execution", "Pending Approval").replace(
-        "Status: READY", "Status: PENDING").replace("95/100", "50/100"))
+    t = task(
+        GOOD.replace("Ready for Autonomous Execution", "Pending Approval")
+        .replace("Status: READY", "Status: PENDING")
+        .replace("95/100", "50/100")
+    )
     assert t.queue is Queue.PENDING
     assert rules(t) == ["queue", "alignment"]
 

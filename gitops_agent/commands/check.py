@@ -24,7 +24,9 @@ def check(project: Project, agent_command: str | None = None) -> list[Verdict]:
     """A verdict for every task of the plan, in plan order."""
     has_agent = bool(agent_command or project.plan.settings.agent)
     return [
-        Verdict(task, tuple(str(v) for v in preflight(task, project.constraints, has_agent=has_agent)))
+        Verdict(
+            task, tuple(str(v) for v in preflight(task, project.constraints, has_agent=has_agent))
+        )
         for task in project.plan.tasks
     ]
 

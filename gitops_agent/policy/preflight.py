@@ -116,16 +116,19 @@ def _tests(task: Task, constraints: Constraints) -> list[Violation]:
     return [Violation("tests", "Its tests are not defined yet, and it does not write tests.")]
 
 
-@lru_cache(maxsize=64)
+@lru_cache(maxsize=256)
 def _word_pattern(phrase: str) -> re.Pattern[str]:
+    """Whole words, any spacing between them, plural allowed: "delete file" finds "Delete files"."""
     words = [re.escape(w) for w in phrase.split()]
     return re.compile(r"\b" + r"\s+".join(words) + r"(?:e?s)?\b", re.IGNORECASE)
 
 
 def _forbidden_words(task: Task, constraints: Constraints) -> list[Violation]:
     text = task.text
+    lowered = text.lower()
     return [
         Violation("forbidden-words", f"It mentions a forbidden operation: “{phrase}”.")
         for phrase in constraints.forbidden_words
-        if _word_pattern(phrase).search(text)
+        # A substring test first: the regex runs only for the rare text that may match.
+        if phrase.split()[0].lower() in lowered and _word_pattern(phrase).search(text)
     ]

@@ -1,0 +1,1 @@
+"""A tiny inventory library: the example project gitops-agent's sample plan works on."""

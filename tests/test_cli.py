@@ -1,0 +1,198 @@
+"""End-to-end: the installed console script on real files, as a person would run it."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from conftest import SEED_CONSTRAINTS, SEED_PLAN, make_repo
+
+EXAMPLE = Path(__file__).parent.parent / "examples" / "python-project"
+
+
+def seed_repo(tmp_path: Path) -> Path:
+    repo = make_repo(tmp_path / "repo")
+    shutil.copy(SEED_PLAN, repo / "PROJECT_PLAN.md")
+    (repo / "docs").mkdir()
+    shutil.copy(SEED_CONSTRAINTS, repo / "docs" / "autonomous-constraints.md")
+    return repo
+
+
+def snapshot(root: Path) -> dict[str, bytes]:
+    return {
+        p.relative_to(root).as_posix(): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and ".git" not in p.parts
+    }
+
+
+def test_check_json_on_the_seed_is_exactly_the_contract(tmp_path: Path, cli) -> None:
+    repo = seed_repo(tmp_path)
+    result = cli("check", "--json", "--agent-command", "true", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert list(data) == ["tasks"]
+    assert [(t["id"], t["queue"], t["eligible"]) for t in data["tasks"]] == [
+        ("task_3", "ready", True),
+        ("task_5", "ready", True),
+        ("task_4", "pending", False),
+        ("task_6", "not_ready", False),
+        ("task_7", "not_ready", False),
+    ]
+    for task in data["tasks"]:
+        assert set(task) == {"id", "queue", "eligible", "reasons"}
+        assert task["eligible"] == (task["reasons"] == [])
+    assert any("Pending Approval" in r for r in data["tasks"][2]["reasons"])
+
+
+def test_check_without_agent_says_why_nothing_can_run(tmp_path: Path, cli) -> None:
+    repo = seed_repo(tmp_path)
+    result = cli("check", "--json", cwd=repo)
+    task_3 = json.loads(result.stdout)["tasks"][0]
+    assert task_3["eligible"] is False
+    assert any("no agent is configured" in r for r in task_3["reasons"])
+
+
+def test_check_table_goes_to_stderr_and_names_every_task(tmp_path: Path, cli) -> None:
+    repo = seed_repo(tmp_path)
+    result = cli("check", "--agent-command", "claude", cwd=repo, env={"COLUMNS": "160"})
+    assert result.returncode == 0
+    assert result.stdout == ""
+    for task_id in ("task_3", "task_5", "task_4", "task_6", "task_7"):
+        assert task_id in result.stderr
+    assert "5 tasks: 2 eligible to run; 2 ready, 1 pending, 2 not ready." in result.stderr
+    assert "Constraints: docs/autonomous-constraints.md" in result.stderr
+
+
+def test_check_from_a_subdirectory_finds_the_repository(tmp_path: Path, cli) -> None:
+    repo = seed_repo(tmp_path)
+    (repo / "src").mkdir()
+    result = cli("check", "--json", cwd=repo / "src")
+    assert result.returncode == 0 and len(json.loads(result.stdout)["tasks"]) == 5
+
+
+def test_missing_constraints_means_defaults_and_check_says_so(tmp_path: Path, cli) -> None:
+    repo = make_repo(tmp_path / "repo")
+    shutil.copy(SEED_PLAN, repo / "PROJECT_PLAN.md")
+    result = cli("check", cwd=repo)
+    assert result.returncode == 0
+    assert "No docs/autonomous-constraints.md: the default rules apply." in result.stderr
+
+
+def test_missing_plan_suggests_init(tmp_path: Path, cli) -> None:
+    repo = make_repo(tmp_path / "repo")
+    result = cli("check", cwd=repo)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "PROJECT_PLAN.md: no plan found; create one with `gitops-agent init`"
+    )
+
+
+def test_bad_plan_is_path_line_message_exit_2_no_traceback(tmp_path: Path, cli) -> None:
+    repo = seed_repo(tmp_path)
+    text = SEED_PLAN.read_text(encoding="utf-8").replace("[task_5]", "[task_3]")
+    (repo / "PROJECT_PLAN.md").write_text(text, encoding="utf-8")
+    before = snapshot(repo)
+    result = cli("check", "--json", cwd=repo)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert result.stderr == (
+        "PROJECT_PLAN.md:14: duplicate task ID `task_3` (first used on line 6)\n"
+    )
+    assert snapshot(repo) == before
+
+
+def test_non_utf8_plan_is_refused_with_its_line(tmp_path: Path, cli) -> None:
+    repo = seed_repo(tmp_path)
+    (repo / "PROJECT_PLAN.md").write_bytes(b"# Plan\n\n\xe9t\xe9\n")
+    result = cli("check", cwd=repo)
+    assert result.returncode == 2
+    assert result.stderr.startswith("PROJECT_PLAN.md:3: not valid UTF-8")
+
+
+def test_malformed_constraints_are_refused(tmp_path: Path, cli) -> None:
+    repo = seed_repo(tmp_path)
+    rules = repo / "docs" / "autonomous-constraints.md"
+    rules.write_text("---\nmax_tasks: 3\n---\n# Rules\n", encoding="utf-8")
+    result = cli("check", cwd=repo)
+    assert result.returncode == 2
+    assert result.stderr.startswith("docs/autonomous-constraints.md:2: unknown setting `max_tasks`")
+
+
+def test_constraints_named_in_front_matter_must_exist(tmp_path: Path, cli) -> None:
+    repo = seed_repo(tmp_path)
+    plan = repo / "PROJECT_PLAN.md"
+    plan.write_text("---\nconstraints: rules/agent.md\n---\n" + plan.read_text(), encoding="utf-8")
+    result = cli("check", cwd=repo)
+    assert (result.returncode, result.stderr) == (2, "rules/agent.md: file not found\n")
+
+
+def test_init_writes_a_plan_that_checks_and_never_overwrites(tmp_path: Path, cli) -> None:
+    repo = make_repo(tmp_path / "repo")
+    result = cli("init", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    plan = repo / "PROJECT_PLAN.md"
+    assert (repo / "docs" / "autonomous-constraints.md").is_file()
+    checked = cli("check", "--json", cwd=repo)
+    assert checked.returncode == 0, checked.stderr
+    assert {t["id"] for t in json.loads(checked.stdout)["tasks"]} == {"example-1", "example-2"}
+
+    plan.write_text("mine\n", encoding="utf-8")
+    again = cli("init", cwd=repo)
+    assert again.returncode == 2
+    assert again.stderr.startswith("PROJECT_PLAN.md: already exists")
+    assert plan.read_text(encoding="utf-8") == "mine\n"
+
+    forced = cli("init", "--force", cwd=repo)
+    assert forced.returncode == 0
+    assert plan.read_text(encoding="utf-8") != "mine\n"
+
+
+def test_init_refuses_when_only_the_constraints_exist_and_writes_nothing(
+    tmp_path: Path, cli
+) -> None:
+    repo = make_repo(tmp_path / "repo")
+    (repo / "docs").mkdir()
+    (repo / "docs" / "autonomous-constraints.md").write_text("mine\n", encoding="utf-8")
+    result = cli("init", cwd=repo)
+    assert result.returncode == 2
+    assert not (repo / "PROJECT_PLAN.md").exists()
+
+
+def test_bundled_example_checks(cli) -> None:
+    result = cli("check", "--json", "--repo", str(EXAMPLE), cwd=EXAMPLE.parent)
+    assert result.returncode == 0, result.stderr
+    verdicts = {t["id"]: t["eligible"] for t in json.loads(result.stdout)["tasks"]}
+    assert verdicts == {"inv-1": True, "inv-2": True, "inv-3": True, "inv-4": False, "inv-5": False}
+
+
+def test_usage_error_is_exit_2(tmp_path: Path, cli) -> None:
+    assert cli("check", "--no-such-flag", cwd=tmp_path).returncode == 2
+    assert cli("check", "--repo", str(tmp_path / "missing"), cwd=tmp_path).returncode == 2
+
+
+def test_python_dash_m_is_the_same_program(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gitops_agent", "--version"], capture_output=True, text=True
+    )
+    assert result.returncode == 0 and result.stdout.startswith("gitops-agent ")
+
+
+def test_a_large_plan_lists_every_task_without_a_rich_table(tmp_path: Path, cli) -> None:
+    repo = make_repo(tmp_path / "repo")
+    tasks = "".join(
+        f"→ **[t{i}]** Add helper {i}\n  - Alignment score: {60 + i % 40}/100\n"
+        "  - Estimated lines: 5\n  - Tests defined: ✅ Yes\n  - Status: READY\n\n"
+        for i in range(400)
+    )
+    (repo / "PROJECT_PLAN.md").write_text(
+        "### Ready for Autonomous Execution\n\n" + tasks, encoding="utf-8"
+    )
+    result = cli("check", "--agent-command", "true", cwd=repo)
+    assert result.returncode == 0
+    rows = [line.split() for line in result.stderr.splitlines() if line.startswith("t")]
+    assert [row[0] for row in rows] == [f"t{i}" for i in range(400)]
+    assert rows[0][:3] == ["t0", "ready", "no"] and rows[39][:3] == ["t39", "ready", "yes"]
