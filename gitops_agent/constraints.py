@@ -16,15 +16,19 @@ from gitops_agent.yamlmap import load_mapping, split_front_matter
 # The seed's forbidden list, made concrete. Patterns are gitignore-like globs: a pattern
 # without "/" matches a file name at any depth; one with "/" matches from the repository root.
 DEFAULT_PROTECTED: tuple[str, ...] = (
-    # CI/CD pipelines
-    ".github/workflows/**",
+    # CI/CD pipelines (and the actions, CODEOWNERS and settings they read)
+    ".github/**",
     ".gitlab-ci.yml",
     ".circleci/**",
     "Jenkinsfile",
     "azure-pipelines.yml",
     ".travis.yml",
-    # the quality gate
+    # the quality gate and what it runs (a change to the gate must not judge itself)
     ".ai-validation/**",
+    "Makefile",
+    "tox.ini",
+    "noxfile.py",
+    ".pre-commit-config.yaml",
     # git's own configuration in the tree
     ".gitignore",
     ".gitattributes",
@@ -32,6 +36,9 @@ DEFAULT_PROTECTED: tuple[str, ...] = (
     # environment files: a file named .env or .env.<anything>
     ".env",
     ".env.*",
+    ".envrc",
+    ".npmrc",
+    ".pypirc",
     # dependency manifests and lock files
     "requirements*.txt",
     "requirements/**",
