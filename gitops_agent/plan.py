@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 from functools import cache
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gitops_agent.errors import PlanError
 from gitops_agent.mdblocks import blocks, split_lines
@@ -69,6 +70,9 @@ PLAN_SETTINGS: dict[str, str] = {
     "agent": "an agent preset (claude, codex, aider, gemini) or a command for bash -c",
     "gate": "the quality gate: a command or a list of commands run in order",
     "constraints": "path of the constraints document (default docs/autonomous-constraints.md)",
+    "timezone": "the time zone of memory logs and reports, e.g. Europe/Warsaw (default UTC)",
+    "notify": "notification URLs (apprise), one or a list; also GITOPS_AGENT_NOTIFY",
+    "schedule": "when the scheduled workflow runs, a cron line (default 0 2 * * *)",
 }
 
 
@@ -116,6 +120,9 @@ class Settings:
     agent: str | None = None
     gate: tuple[str, ...] | None = None
     constraints: str | None = None
+    timezone: str | None = None
+    notify: tuple[str, ...] | None = None
+    schedule: str | None = None
     lines: tuple[tuple[str, int], ...] = ()  # (key, line) for messages
 
     def line_of(self, key: str) -> int | None:
@@ -243,7 +250,19 @@ def _split_front_matter(text: str, path: str) -> tuple[Settings, str]:
 
 
 def _plan_setting(key: str, value: Any, path: str, line: int) -> Any:
-    if key == "gate":
+    if key == "timezone":
+        try:
+            ZoneInfo(str(value))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise PlanError(f"`timezone`: unknown time zone `{value}`", path, line) from None
+        return str(value)
+    if key == "schedule":
+        if not isinstance(value, str) or len(value.split()) != 5:
+            raise PlanError(
+                "`schedule` must be a cron line of five fields, like `0 2 * * *`", path, line
+            )
+        return value.strip()
+    if key == "gate" or key == "notify":
         if isinstance(value, str) and value.strip():
             return (value,)
         if (
@@ -252,7 +271,8 @@ def _plan_setting(key: str, value: Any, path: str, line: int) -> Any:
             and all(isinstance(v, str) and v.strip() for v in value)
         ):
             return tuple(value)
-        raise PlanError("`gate` must be a command or a list of commands", path, line)
+        what = "a command or a list of commands" if key == "gate" else "a URL or a list of URLs"
+        raise PlanError(f"`{key}` must be {what}", path, line)
     if not isinstance(value, str) or not value.strip():
         raise PlanError(f"`{key}` must be a non-empty text", path, line)
     return value.strip()
