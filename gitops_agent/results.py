@@ -1,0 +1,126 @@
+"""What a session did: the records `run` prints, stores on autonomous/memory, and `report` reads."""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+from typing import Any
+
+MEMORY_BRANCH = "autonomous/memory"
+SESSIONS_DIR = "state/sessions"  # on MEMORY_BRANCH: one <session-id>.json per session
+MEMORY_DIR = "memory"  # on MEMORY_BRANCH: memory/YYYY-MM-DD.md, appended
+
+
+class Outcome(enum.Enum):
+    COMMITTED = "committed"
+    ROLLED_BACK = "rolled_back"
+    BLOCKED = "blocked"
+    SKIPPED = "skipped"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskResult:
+    id: str
+    title: str
+    outcome: Outcome
+    reason: str  # one sentence: why it ended so ("" never: committed says what passed)
+    commit: str | None = None
+    attempts: int = 0
+    duration: float = 0.0  # seconds spent on the task
+    violations: tuple[str, ...] = ()  # the rules broken by the last attempt, one sentence each
+    gate_output: str = ""  # the tail of the last failing gate's output
+    changed_files: tuple[str, ...] = ()  # of the committed change
+
+    def to_contract(self) -> dict[str, Any]:
+        """The task entry of `run --json`, exactly as the contract lists it."""
+        return {
+            "id": self.id,
+            "outcome": self.outcome.value,
+            "reason": self.reason,
+            "commit": self.commit,
+            "attempts": self.attempts,
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            **self.to_contract(),
+            "title": self.title,
+            "duration": round(self.duration, 3),
+            "violations": list(self.violations),
+            "gate_output": self.gate_output,
+            "changed_files": list(self.changed_files),
+        }
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> TaskResult:
+        return cls(
+            id=data["id"],
+            title=data.get("title", ""),
+            outcome=Outcome(data["outcome"]),
+            reason=data.get("reason", ""),
+            commit=data.get("commit"),
+            attempts=int(data.get("attempts", 0)),
+            duration=float(data.get("duration", 0.0)),
+            violations=tuple(data.get("violations", ())),
+            gate_output=data.get("gate_output", ""),
+            changed_files=tuple(data.get("changed_files", ())),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SessionResult:
+    session: str  # e.g. 20261123-021500-3f9a
+    branch: str | None  # autonomous/<session>, None when nothing was committed
+    base: str  # the base branch's name
+    base_commit: str
+    started: str  # ISO 8601, UTC
+    finished: str
+    agent: str | None  # preset name, "command", or None when only Run: tasks ran
+    tasks: tuple[TaskResult, ...]
+    stopped: str | None = None  # why the session ended early (limits, usage limit, base gate)
+    pr_body: str | None = None  # path of the rendered PR description
+    gate_failed_on_base: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_contract(self) -> dict[str, Any]:
+        """`run --json`: the contract's object, plus the PR description's path."""
+        return {
+            "session": self.session,
+            "branch": self.branch,
+            "tasks": [t.to_contract() for t in self.tasks],
+            "pr_body": self.pr_body,
+        }
+
+    def to_record(self) -> dict[str, Any]:
+        return {
+            "session": self.session,
+            "branch": self.branch,
+            "base": self.base,
+            "base_commit": self.base_commit,
+            "started": self.started,
+            "finished": self.finished,
+            "agent": self.agent,
+            "stopped": self.stopped,
+            "pr_body": self.pr_body,
+            "gate_failed_on_base": self.gate_failed_on_base,
+            "tasks": [t.to_record() for t in self.tasks],
+        }
+
+    @classmethod
+    def from_record(cls, data: dict[str, Any]) -> SessionResult:
+        return cls(
+            session=data["session"],
+            branch=data.get("branch"),
+            base=data.get("base", ""),
+            base_commit=data.get("base_commit", ""),
+            started=data["started"],
+            finished=data.get("finished", data["started"]),
+            agent=data.get("agent"),
+            tasks=tuple(TaskResult.from_record(t) for t in data.get("tasks", ())),
+            stopped=data.get("stopped"),
+            pr_body=data.get("pr_body"),
+            gate_failed_on_base=bool(data.get("gate_failed_on_base", False)),
+        )
+
+    def count(self, outcome: Outcome) -> int:
+        return sum(t.outcome is outcome for t in self.tasks)
