@@ -95,6 +95,29 @@ def init(
     err.print("Next: edit the plan, then run `gitops-agent check`.")
 
 
+@app.command()
+def run(
+    repo: RepoOption = None,
+    plan: PlanOption = None,
+    constraints: ConstraintsOption = None,
+    task: Annotated[
+        list[str] | None,
+        typer.Option("--task", help="Run only this task (repeat for more)."),
+    ] = None,
+    agent_command: AgentOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the eligible tasks as one session on a new autonomous/<session> branch."""
+    from gitops_agent.console import ConsoleListener, show_run
+    from gitops_agent.session import RunOptions, run_session
+
+    options = RunOptions(repo, plan, constraints, tuple(task or ()), agent_command)
+    result = run_session(options, ConsoleListener())
+    show_run(result)
+    if as_json:
+        print(json.dumps(result.to_contract(), ensure_ascii=False))
+
+
 def main() -> None:
     with error_handler():
         app()

@@ -8,8 +8,10 @@ from rich.console import Console
 from rich.table import Table
 
 from gitops_agent.commands.check import Verdict
-from gitops_agent.plan import Queue
+from gitops_agent.plan import Queue, Task
 from gitops_agent.project import Project
+from gitops_agent.results import Outcome, SessionResult, TaskResult
+from gitops_agent.session import Listener
 
 err = Console(stderr=True, highlight=False)
 
@@ -77,3 +79,43 @@ def summary(verdicts: list[Verdict]) -> str:
         f"{queues[Queue.READY]} ready, {queues[Queue.PENDING]} pending, "
         f"{queues[Queue.NOT_READY] + queues[None]} not ready."
     )
+
+
+_OUTCOME_STYLE = {
+    Outcome.COMMITTED: "[green]committed[/green]",
+    Outcome.ROLLED_BACK: "[red]rolled back[/red]",
+    Outcome.BLOCKED: "[yellow]blocked[/yellow]",
+    Outcome.SKIPPED: "[dim]skipped[/dim]",
+}
+
+
+class ConsoleListener(Listener):
+    """Progress on stderr: which task, which phase, attempt n of m, then each outcome."""
+
+    def note(self, message: str) -> None:
+        err.print(f"[yellow]{message}[/yellow]")
+
+    def phase(self, task: Task, phase: str, attempt: int, attempts: int) -> None:
+        err.print(f"[dim]{task.id}[/dim] attempt {attempt} of {attempts}: {phase}…")
+
+    def task_done(self, result: TaskResult) -> None:
+        commit = f" {result.commit[:12]}" if result.commit else ""
+        err.print(f"[bold]{result.id}[/bold] {_OUTCOME_STYLE[result.outcome]}{commit}")
+
+
+def show_run(result: SessionResult) -> None:
+    table = Table(title=f"Session {result.session}", title_justify="left")
+    table.add_column("Task", no_wrap=True)
+    table.add_column("Outcome", no_wrap=True)
+    table.add_column("Attempts", justify="right")
+    table.add_column("Why")
+    for task in result.tasks:
+        table.add_row(task.id, _OUTCOME_STYLE[task.outcome], str(task.attempts), task.reason)
+    err.print(table)
+    if result.stopped:
+        err.print(f"[yellow]The session stopped early: {result.stopped}.[/yellow]")
+    if result.branch:
+        err.print(f"Branch to review: [bold]{result.branch}[/bold]")
+        err.print(f"Pull request description: {result.pr_body}")
+    else:
+        err.print("Nothing was committed.")

@@ -110,11 +110,11 @@ class Constraints:
     forbidden_words: tuple[str, ...] = DEFAULT_FORBIDDEN_WORDS
     # session limits
     max_tasks_per_session: int = 5
-    max_session_minutes: int = 240
+    max_session_minutes: float = 240
     max_attempts: int = 3
     max_consecutive_failures: int = 2
-    task_timeout_minutes: int = 30
-    idle_timeout_minutes: int = 10
+    task_timeout_minutes: float = 30
+    idle_timeout_minutes: float = 10  # 0: no idle limit
     # post-flight
     approved_dirs: tuple[str, ...] = DEFAULT_APPROVED_DIRS
     protected: tuple[str, ...] = DEFAULT_PROTECTED
@@ -135,16 +135,18 @@ _INT_SETTINGS = (
     "min_alignment",
     "max_estimated_lines",
     "max_tasks_per_session",
-    "max_session_minutes",
     "max_attempts",
     "max_consecutive_failures",
-    "task_timeout_minutes",
-    "idle_timeout_minutes",
     "max_file_bytes",
 )
 _BOOL_SETTINGS = ("require_tests", "allow_delete", "allow_binary", "scan_secrets")
 _LIST_SETTINGS = ("forbidden_words", "approved_dirs", "protected", "forbidden_content")
-_FLOAT_SETTINGS = ("line_budget_factor",)
+_FLOAT_SETTINGS = (
+    "line_budget_factor",
+    "max_session_minutes",
+    "task_timeout_minutes",
+    "idle_timeout_minutes",
+)
 MACHINE_KEYS: tuple[str, ...] = (
     *_INT_SETTINGS,
     *_BOOL_SETTINGS,
@@ -254,16 +256,19 @@ def _apply(key: str, value: Any, path: str, line: int, values: dict[str, Any]) -
             f"unknown setting `{key}` (known: {', '.join(MACHINE_KEYS)})", path, line
         )
     if key in _INT_SETTINGS:
-        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-            raise ConstraintsError(f"`{key}` must be a whole number, 0 or more", path, line)
+        low = 1 if key in ("max_attempts", "max_consecutive_failures") else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ConstraintsError(f"`{key}` must be a whole number, {low} or more", path, line)
         values[key] = value
     elif key in _BOOL_SETTINGS:
         if not isinstance(value, bool):
             raise ConstraintsError(f"`{key}` must be true or false", path, line)
         values[key] = value
     elif key in _FLOAT_SETTINGS:
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ConstraintsError(f"`{key}` must be a number above 0", path, line)
+        low = 0 if key == "idle_timeout_minutes" else 1e-9
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
+            above = "0 or more" if low == 0 else "above 0"
+            raise ConstraintsError(f"`{key}` must be a number {above}", path, line)
         values[key] = float(value)
     else:
         name = key.removeprefix("extra_")

@@ -6,10 +6,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitops_agent.constraints import DEFAULT_PATH, Constraints, load_constraints
+from gitops_agent.constraints import (
+    DEFAULT_PATH,
+    DEFAULTS,
+    Constraints,
+    load_constraints,
+    parse_constraints,
+)
 from gitops_agent.errors import UserError
-from gitops_agent.files import read_text
-from gitops_agent.git import find_repo_root
+from gitops_agent.files import decode, read_text
+from gitops_agent.git import Repo, find_repo_root
 from gitops_agent.plan import Plan, parse_plan
 
 PLAN_FILE = "PROJECT_PLAN.md"
@@ -71,3 +77,45 @@ def load_project(
         if loaded.path is None:
             notes.append(f"No {DEFAULT_PATH}: the default rules apply.")
     return Project(root, plan_path, parsed, loaded, tuple(notes))
+
+
+def load_project_at(
+    repo: Repo, commit: str, branch: str, plan: Path | None, constraints: Path | None
+) -> Project:
+    """The plan and constraints as committed at `commit` (what a run obeys; git is the database)."""
+    root = repo.root
+    plan_path = plan if plan is not None else root / PLAN_FILE
+    plan_rel = _inside(plan_path, root, "--plan")
+    data = repo.read_blob(commit, plan_rel)
+    if data is None:
+        hint = "" if plan_path.exists() else "; create one with `gitops-agent init`"
+        raise UserError(
+            f"no plan committed on {branch} (run reads the plan from the base branch){hint}",
+            plan_rel,
+        )
+    parsed = parse_plan(decode(data, plan_rel), plan_rel)
+    notes: list[str] = []
+    if plan_path.exists() and plan_path.read_bytes() != data:
+        notes.append(f"{plan_rel} has changes that are not committed; this run uses {branch}'s.")
+    if constraints is not None:
+        rules_rel: str | None = _inside(constraints, root, "--constraints")
+    else:
+        rules_rel = parsed.settings.constraints
+    explicit = rules_rel is not None
+    rules_rel = rules_rel or DEFAULT_PATH
+    rules = repo.read_blob(commit, rules_rel)
+    if rules is None:
+        if explicit:
+            raise UserError(f"not committed on {branch}", rules_rel)
+        notes.append(f"No {DEFAULT_PATH} on {branch}: the default rules apply.")
+        loaded = DEFAULTS
+    else:
+        loaded = parse_constraints(decode(rules, rules_rel), rules_rel)
+    return Project(root, plan_path, parsed, loaded, tuple(notes))
+
+
+def _inside(path: Path, root: Path, option: str) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        raise UserError(f"must be inside the repository {root} ({option})", str(path)) from None
