@@ -1,0 +1,398 @@
+"""End-to-end sessions: real repositories, the installed console script, stand-in agents."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import git, make_repo
+
+STAND_INS = Path(__file__).parent / "stand_ins"
+
+
+def task_block(task_id: str, title: str, run: str | None = None, lines: int = 10) -> str:
+    block = (
+        f"→ **[{task_id}]** {title}\n"
+        "  - Alignment score: 90/100\n"
+        f"  - Estimated lines: {lines}\n"
+        "  - Tests defined: ✅ Yes (tests/)\n"
+        "  - Status: READY\n"
+    )
+    if run is not None:
+        block += f"  - Run: `{run}`\n"
+    return block + "\n"
+
+
+def make_project(
+    tmp_path: Path,
+    tasks: str,
+    *,
+    gate: str | None = "test -f src/app.py",
+    rules: str = "",
+    agent: str | None = None,
+    extra_files: dict[str, str] | None = None,
+) -> Path:
+    front = ["---"]
+    if gate is not None:
+        front += ["gate:", f"  - {json.dumps(gate)}"]
+    if agent is not None:
+        front.append(f"agent: {json.dumps(agent)}")
+    front.append("---")
+    plan = "\n".join(front) + "\n# Plan\n\n### Ready for Autonomous Execution ✅\n\n" + tasks
+    files = {
+        "PROJECT_PLAN.md": plan,
+        "src/app.py": "def hello():\n    return 'hello'\n",
+        "README.md": "readme\n",
+        ".gitignore": "*.log\n",
+        **(extra_files or {}),
+    }
+    if rules:
+        files["docs/autonomous-constraints.md"] = "# Rules\n\n```yaml\n" + rules + "```\n"
+    return make_repo(tmp_path / "repo", files)
+
+
+def run(cli: Any, repo: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
+    result = cli("run", "--json", *args, cwd=repo, env=env)
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def outcomes(data: dict[str, Any]) -> list[tuple[str, str]]:
+    return [(t["id"], t["outcome"]) for t in data["tasks"]]
+
+
+def agent_script(tmp_path: Path, body: str) -> str:
+    """A stand-in agent: a small bash script that really runs, given as --agent-command."""
+    script = tmp_path / f"agent-{len(list(tmp_path.glob('agent-*')))}.sh"
+    script.write_text("set -eu\n" + textwrap.dedent(body), encoding="utf-8")
+    return f"bash {script}"
+
+
+def user_state(repo: Path) -> dict[str, Any]:
+    """Everything of the user's that a run must leave alone."""
+    files = {}
+    for path in sorted(repo.rglob("*")):
+        rel = path.relative_to(repo)
+        if rel.parts[0] == ".git" and (len(rel.parts) < 2 or rel.parts[1] == "gitops-agent"):
+            continue
+        if rel.parts[0] == ".git" and rel.parts[1] in ("objects", "logs", "refs"):
+            continue  # refs are compared below, except our own autonomous/ ones
+        if path.is_file():
+            files[rel.as_posix()] = path.read_bytes()
+    refs = git(repo, "for-each-ref", "--format=%(refname) %(objectname)")
+    user_refs = [r for r in refs.splitlines() if not r.startswith("refs/heads/autonomous/")]
+    return {"files": files, "refs": user_refs, "head": git(repo, "symbolic-ref", "HEAD")}
+
+
+def show(repo: Path, rev: str, path: str) -> str:
+    return git(repo, "show", f"{rev}:{path}")
+
+
+def test_passing_task_is_one_commit_with_trailers_and_its_status_done(tmp_path, cli) -> None:
+    repo = make_project(
+        tmp_path, task_block("t1", "Add a greeting module", "echo 'X = 1' > src/greet.py")
+    )
+    data = run(cli, repo)
+    assert outcomes(data) == [("t1", "committed")]
+    branch, commit = data["branch"], data["tasks"][0]["commit"]
+    assert branch.startswith("autonomous/") and data["session"] in branch
+    assert git(repo, "rev-parse", branch).strip() == commit
+    assert git(repo, "rev-parse", f"{commit}^").strip() == git(repo, "rev-parse", "main").strip()
+    message = git(repo, "log", "-1", "--format=%B", commit)
+    assert message.startswith("Add a greeting module\n")
+    trailers = git(repo, "log", "-1", "--format=%(trailers:only,unfold)", commit)
+    assert f"Task-Id: t1\nAgent: shell\nSession: {data['session']}\n" in trailers
+    assert "Gitops-Agent-Version: " in trailers
+    assert show(repo, commit, "src/greet.py") == "X = 1\n"
+    # The commit changes the plan's status line and nothing else of the plan.
+    diff = git(repo, "diff", "-U0", "main", commit, "--", "PROJECT_PLAN.md")
+    changed = [line for line in diff.splitlines() if line[:1] in "+-" and line[:3] not in "+++---"]
+    assert changed == ["-  - Status: READY", "+  - Status: DONE"]
+    assert Path(data["pr_body"]).read_text(encoding="utf-8").count("t1") >= 1
+
+
+def test_gate_failure_is_retried_with_feedback_then_rolled_back(tmp_path, cli) -> None:
+    prompts = tmp_path / "prompts"
+    prompts.mkdir()
+    agent = agent_script(
+        tmp_path,
+        f"""
+        n=$(ls {prompts} | wc -l)
+        cat > {prompts}/prompt-$n.md
+        echo "BROKEN" >> src/app.py
+        """,
+    )
+    repo = make_project(
+        tmp_path, task_block("t1", "Add a thing"), gate="! grep -q BROKEN src/app.py"
+    )
+    data = run(cli, repo, "--agent-command", agent)
+    assert outcomes(data) == [("t1", "rolled_back")]
+    task = data["tasks"][0]
+    assert task["attempts"] == 3 and task["commit"] is None
+    assert "quality gate failed" in task["reason"]
+    assert data["branch"] is None
+    assert git(repo, "branch", "--list", "autonomous/*").strip() == ""
+    texts = [p.read_text(encoding="utf-8") for p in sorted(prompts.iterdir())]
+    assert len(texts) == 3
+    assert "# Task t1: Add a thing" in texts[0] and "previous attempt" not in texts[0]
+    assert "Attempt 1: The quality gate failed" in texts[1]
+    assert "Attempt 2: The quality gate failed" in texts[2]
+
+
+def test_two_consecutive_failures_stop_the_session(tmp_path, cli) -> None:
+    tasks = (
+        task_block("a", "First", "echo BROKEN >> src/app.py")
+        + task_block("b", "Second", "echo BROKEN >> src/app.py")
+        + task_block("c", "Third", "echo 'ok = 1' > src/c.py")
+    )
+    repo = make_project(tmp_path, tasks, gate="! grep -q BROKEN src/app.py")
+    data = run(cli, repo)
+    assert outcomes(data) == [("a", "rolled_back"), ("b", "rolled_back"), ("c", "skipped")]
+    assert "2 consecutive failures" in data["tasks"][2]["reason"]
+
+
+def test_timeout_kills_an_agent_that_ignores_sigterm(tmp_path, cli) -> None:
+    pids = tmp_path / "pids"
+    agent = agent_script(
+        tmp_path,
+        f"""
+        trap '' TERM
+        (trap '' TERM; echo $BASHPID >> {pids}; sleep 300) &
+        echo $$ >> {pids}
+        sleep 300
+        """,
+    )
+    repo = make_project(
+        tmp_path, task_block("t1", "Hang"), rules="task_timeout_minutes: 0.03\nmax_attempts: 1\n"
+    )
+    data = run(cli, repo, "--agent-command", agent)
+    assert outcomes(data) == [("t1", "rolled_back")]
+    assert "timeout" in data["tasks"][0]["reason"]
+    for pid in pids.read_text().split():
+        state = Path(f"/proc/{pid}/stat")
+        assert not state.exists() or state.read_text().split()[2] == "Z", f"{pid} still runs"
+
+
+RULE_BREAKERS = [
+    ("outside-approved-dirs", "echo x > README.md"),
+    ("protected-file", "echo 'A=1' > src/.env"),
+    ("forbidden-content", "echo 'q = \"DROP TABLE users\"' >> src/app.py"),
+    ("line-budget", "seq 1 200 > src/big.txt"),
+    ("deleted-file", "rm src/app.py && echo 'x = 1' > src/other.py"),
+    ("symlink-outside", "ln -s /etc/passwd src/passwd"),
+    ("binary-file", "printf '\\x00\\x01\\x02binary' > src/blob.bin"),
+    ("oversized-file", "head -c 2000 /dev/zero | tr '\\0' 'a' > src/huge.txt"),
+    ("secret", "echo 'AWS_KEY = \"AKIAIOSFODNN7EXAMPLE\"' >> src/app.py"),
+]
+
+
+@pytest.mark.parametrize(("rule", "command"), RULE_BREAKERS, ids=[r for r, _ in RULE_BREAKERS])
+def test_each_post_flight_rule_rolls_back_an_agent_that_breaks_it(
+    tmp_path, cli, rule: str, command: str
+) -> None:
+    agent = agent_script(tmp_path, command + "\n")
+    gate = "true"
+    repo = make_project(
+        tmp_path,
+        task_block("t1", "Do it", lines=30),
+        gate=gate,
+        rules="max_attempts: 1\nmax_file_bytes: 1000\n",
+    )
+    before = user_state(repo)
+    data = run(cli, repo, "--agent-command", agent)
+    assert outcomes(data) == [("t1", "rolled_back")]
+    assert "broke a rule" in data["tasks"][0]["reason"]
+    record = data["tasks"][0]["reason"]
+    assert record, rule
+    assert user_state(repo) == before
+    assert git(repo, "branch", "--list", "autonomous/*").strip() == ""
+
+
+def test_the_rule_that_was_broken_is_named(tmp_path, cli) -> None:
+    agent = agent_script(tmp_path, "echo 'A=1' > src/.env\n")
+    repo = make_project(tmp_path, task_block("t1", "Do it"), rules="max_attempts: 1\n")
+    data = run(cli, repo, "--agent-command", agent)
+    assert "src/.env" in data["tasks"][0]["reason"]
+    assert "protected" in data["tasks"][0]["reason"]
+
+
+def test_an_agent_that_commits_by_itself_is_captured_and_recommitted(tmp_path, cli) -> None:
+    agent = agent_script(
+        tmp_path,
+        """
+        echo 'def bye():\n    return 1' > src/bye.py
+        git add -A && git commit -qm "agent's own commit"
+        echo '# more' >> src/bye.py
+        """,
+    )
+    repo = make_project(tmp_path, task_block("t1", "Add bye"))
+    data = run(cli, repo, "--agent-command", agent)
+    assert outcomes(data) == [("t1", "committed")]
+    commit = data["tasks"][0]["commit"]
+    assert show(repo, commit, "src/bye.py").endswith("# more\n")
+    assert (
+        git(repo, "log", "--format=%s", "main..autonomous/" + data["session"]).strip() == "Add bye"
+    )
+
+
+@pytest.mark.parametrize(
+    "misdeed",
+    [
+        'git -C "$USER_REPO" update-ref refs/heads/main HEAD~0^{tree} 2>/dev/null || '
+        'git -C "$USER_REPO" update-ref refs/heads/main "$(git -C "$USER_REPO" commit-tree '
+        '-m evil "$(git -C "$USER_REPO" rev-parse HEAD^{tree})")"',
+        'printf "#!/bin/sh\\necho owned\\n" > "$USER_REPO/.git/hooks/pre-commit"; '
+        'chmod +x "$USER_REPO/.git/hooks/pre-commit"',
+        'git -C "$USER_REPO" config core.hooksPath /tmp/evil',
+        'git -C "$USER_REPO" tag evil-tag',
+    ],
+    ids=["moves-main", "adds-hook", "changes-config", "adds-tag"],
+)
+def test_agent_that_touches_the_users_git_metadata_is_rolled_back_and_it_is_restored(
+    tmp_path, cli, misdeed: str
+) -> None:
+    agent = agent_script(tmp_path, f"echo 'x = 1' > src/x.py\n{misdeed}\n")
+    repo = make_project(tmp_path, task_block("t1", "Sneaky"), rules="max_attempts: 1\n")
+    before = user_state(repo)
+    data = run(cli, repo, "--agent-command", agent, env={"USER_REPO": str(repo)})
+    assert outcomes(data) == [("t1", "rolled_back")]
+    assert "git metadata" in data["tasks"][0]["reason"]
+    assert user_state(repo) == before
+
+
+def test_users_uncommitted_untracked_and_ignored_work_stays_byte_identical(tmp_path, cli) -> None:
+    repo = make_project(
+        tmp_path, task_block("t1", "Add", "echo 'y = 2' > src/y.py; echo BROKEN > src/app.py")
+    )
+    (repo / "src" / "app.py").write_text("work in progress\n", encoding="utf-8")
+    (repo / "untracked.txt").write_text("mine\n", encoding="utf-8")
+    (repo / "debug.log").write_text("ignored\n", encoding="utf-8")
+    git(repo, "add", "README.md")
+    (repo / "README.md").write_text("staged then edited\n", encoding="utf-8")
+    status_before = git(repo, "status", "--porcelain", "--ignored")
+    before = user_state(repo)
+    data = run(cli, repo)
+    assert outcomes(data) == [("t1", "committed")]
+    assert user_state(repo) == before
+    assert git(repo, "status", "--porcelain", "--ignored") == status_before
+
+
+def test_a_second_run_skips_the_task_awaiting_review(tmp_path, cli) -> None:
+    repo = make_project(tmp_path, task_block("t1", "Add", "echo 'y = 2' > src/y.py"))
+    first = run(cli, repo)
+    second = run(cli, repo)
+    assert outcomes(second) == [("t1", "skipped")]
+    assert first["branch"] in second["tasks"][0]["reason"]
+    # Once merged, the task is DONE on main and is not run again either.
+    git(repo, "merge", "-q", "--ff-only", first["branch"])
+    third = run(cli, repo)
+    assert third["tasks"] == []
+
+
+def test_without_a_gate_nothing_is_committed(tmp_path, cli) -> None:
+    repo = make_project(tmp_path, task_block("t1", "Add", "echo 'y = 2' > src/y.py"), gate=None)
+    data = run(cli, repo)
+    assert outcomes(data) == [("t1", "rolled_back")]
+    assert "no quality gate" in data["tasks"][0]["reason"]
+
+
+def test_gate_script_on_the_base_is_used_and_a_gate_failing_on_base_stops(tmp_path, cli) -> None:
+    repo = make_project(
+        tmp_path,
+        task_block("t1", "Add", "echo 'y = 2' > src/y.py"),
+        gate=None,
+        extra_files={".ai-validation/check_quality.sh": "exit 3\n"},
+    )
+    data = run(cli, repo)
+    assert outcomes(data) == [("t1", "skipped")]
+    assert "fails on main itself" in data["tasks"][0]["reason"]
+
+
+def test_blocked_and_named_tasks(tmp_path, cli) -> None:
+    tasks = task_block("a", "Add", "echo 'y = 2' > src/y.py") + task_block(
+        "b", "Add stripe payments", "echo 1 > src/pay.py"
+    )
+    repo = make_project(tmp_path, tasks)
+    data = run(cli, repo, "--task", "b")
+    assert outcomes(data) == [("b", "blocked")]
+    assert "stripe" in data["tasks"][0]["reason"]
+    missing = cli("run", "--task", "nope", cwd=repo)
+    assert missing.returncode == 2 and "no task `nope`" in missing.stderr
+
+
+def test_usage_limit_stops_the_session_without_failing_the_task(tmp_path, cli) -> None:
+    tasks = task_block("a", "First") + task_block("b", "Second")
+    repo = make_project(tmp_path, tasks)
+    env = {
+        "PATH": f"{STAND_INS}{os.pathsep}{os.environ['PATH']}",
+        "STAND_IN_RATE_LIMIT": "1",
+    }
+    data = run(cli, repo, "--agent-command", "claude", env=env)
+    assert outcomes(data) == [("a", "skipped"), ("b", "skipped")]
+    assert "usage limit" in data["tasks"][0]["reason"]
+
+
+def test_a_preset_agent_edits_files_and_its_work_is_committed(tmp_path, cli) -> None:
+    repo = make_project(
+        tmp_path, task_block("t1", "Write something"), rules="approved_dirs: ['.']\n"
+    )
+    env = {"PATH": f"{STAND_INS}{os.pathsep}{os.environ['PATH']}"}
+    data = run(cli, repo, "--agent-command", "codex", env=env)
+    assert outcomes(data) == [("t1", "committed")], data
+    files = git(repo, "show", "--name-only", "--format=", data["tasks"][0]["commit"]).split()
+    assert "PROJECT_PLAN.md" in files and len(files) == 2
+
+
+def test_a_second_run_while_one_holds_the_lock_is_refused(tmp_path, cli) -> None:
+    agent = agent_script(tmp_path, f"touch {tmp_path}/started; sleep 5; echo 'x = 1' > src/x.py\n")
+    repo = make_project(tmp_path, task_block("t1", "Slow"))
+    first = subprocess.Popen(
+        [*cli_command(), "run", "--agent-command", agent],
+        cwd=repo,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(200):
+            if (tmp_path / "started").exists():
+                break
+            subprocess.run(["sleep", "0.05"], check=True)
+        second = cli("run", cwd=repo)
+        assert second.returncode == 2
+        assert "another gitops-agent run is in progress" in second.stderr
+    finally:
+        first.wait(timeout=60)
+
+
+def test_a_killed_run_leaves_nothing_that_blocks_the_next(tmp_path, cli) -> None:
+    agent = agent_script(tmp_path, f"touch {tmp_path}/started; sleep 30\n")
+    repo = make_project(tmp_path, task_block("t1", "Slow"))
+    first = subprocess.Popen(
+        [*cli_command(), "run", "--agent-command", agent],
+        cwd=repo,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    for _ in range(200):
+        if (tmp_path / "started").exists():
+            break
+        subprocess.run(["sleep", "0.05"], check=True)
+    first.kill()
+    first.wait()
+    next_run = cli("run", "--json", "--agent-command", "echo 'x = 1' > src/x.py", cwd=repo)
+    assert next_run.returncode == 0, next_run.stderr
+    assert "Cleared what a killed run left behind" in next_run.stderr
+    assert outcomes(json.loads(next_run.stdout)) == [("t1", "committed")]
+
+
+def cli_command() -> list[str]:
+    from conftest import CLI
+
+    return CLI
