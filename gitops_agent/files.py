@@ -37,15 +37,19 @@ def read_text(path: Path, display: str) -> str:
     return decode(data, display)
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` so that a crash leaves the old file or the new one, never half."""
+def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
+    """Write `data` to `path` so that a crash leaves the old file or the new one, never half.
+
+    `fsync=False` for files that only matter while this process lives (the live run state).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if fsync:
+                os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -251,7 +251,9 @@ class _TreeWatch:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.signature = tree_signature(root)
+        # No walk at start: a command that ends within the first interval (most codemods)
+        # never pays for one. The first walk takes the baseline and counts as activity.
+        self.signature: tuple[int, int, int] | None = None
         self.next_walk = time.monotonic() + WATCH_INTERVAL
 
     def changed(self, now: float, *, force: bool = False) -> bool:

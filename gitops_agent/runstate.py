@@ -66,7 +66,7 @@ class RunState:
         self._write()
 
     def _write(self) -> None:
-        write_atomic(self._path, json.dumps(self._data).encode())
+        write_atomic(self._path, json.dumps(self._data).encode(), fsync=False)
 
     def clear(self) -> None:
         self._path.unlink(missing_ok=True)
