@@ -118,6 +118,90 @@ def run(
         print(json.dumps(result.to_contract(), ensure_ascii=False))
 
 
+@app.command()
+def report(
+    repo: RepoOption = None,
+    plan: PlanOption = None,
+    constraints: ConstraintsOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option(
+            "--since",
+            help="Report sessions since a date (2026-11-20), a time, or an age (3d, 12h); "
+            "default: the last 24 h, at least the last session.",
+        ),
+    ] = None,
+    sessions: Annotated[
+        int,
+        typer.Option("--sessions", min=1, help="How many sessions the success rate covers."),
+    ] = 7,
+    agent_command: AgentOption = None,
+    as_json: JsonOption = False,
+    html: Annotated[
+        Path | None, typer.Option("--html", help="Also write the report as a page to this file.")
+    ] = None,
+) -> None:
+    """The morning brief: what the last sessions did, what needs you, what runs next."""
+    from gitops_agent.commands.report import report as build_report
+    from gitops_agent.commands.report import write_page
+    from gitops_agent.console import err
+    from gitops_agent.report import to_html, to_markdown
+
+    brief = build_report(
+        repo,
+        plan=plan,
+        constraints=constraints,
+        since=since,
+        sessions=sessions,
+        agent_command=agent_command,
+    )
+    if html is not None:
+        write_page(html, to_html(brief))
+        err.print(f"wrote {html}")
+    if as_json:
+        print(json.dumps(brief.to_json(), ensure_ascii=False))
+    else:
+        print(to_markdown(brief), end="")
+
+
+@app.command()
+def status(
+    repo: RepoOption = None,
+    plan: PlanOption = None,
+    constraints: ConstraintsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """What runs now, what ran last, which branches await review, what is queued."""
+    from gitops_agent.commands.status import show
+    from gitops_agent.commands.status import status as read_status
+    from gitops_agent.console import err
+
+    result = read_status(repo, plan=plan, constraints=constraints)
+    if as_json:
+        print(json.dumps(result.to_json(), ensure_ascii=False))
+    else:
+        show(result, err)
+
+
+@app.command()
+def demo(
+    directory: Annotated[
+        Path | None,
+        typer.Option("--dir", help="Where to make the demo project (default: a temporary dir)."),
+    ] = None,
+) -> None:
+    """Run a real session on a copy of the bundled demo project, offline, and show the result."""
+    from gitops_agent.commands.demo import make_demo_repository
+    from gitops_agent.console import ConsoleListener, err, show_run
+    from gitops_agent.session import RunOptions, run_session
+
+    root = make_demo_repository(directory)
+    err.print(f"Demo project: {root} (a fresh git repository)")
+    result = run_session(RunOptions(repo=root), ConsoleListener())
+    show_run(result)
+    err.print(f"Look around: cd {root} && git log --oneline --all")
+
+
 def main() -> None:
     with error_handler():
         app()

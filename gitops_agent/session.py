@@ -432,6 +432,8 @@ class _Session:
     # -- writing back ------------------------------------------------------------------------
 
     def _finish(self, started_at: datetime) -> SessionResult:
+        order = {task.id: position for position, task in enumerate(self.project.plan.tasks)}
+        self.results.sort(key=lambda r: order[r.id])
         result = SessionResult(
             session=self.session,
             branch=self.branch if self.branch_made else None,

@@ -4,6 +4,14 @@ from __future__ import annotations
 
 from .checkout import Checkout
 from .metadata import MetadataSnapshot
-from .repo import CommitInfo, RefMovedError, Repo, find_repo_root
+from .repo import CommitInfo, RefMovedError, Repo, find_repo_root, init_repository
 
-__all__ = ["Checkout", "CommitInfo", "MetadataSnapshot", "RefMovedError", "Repo", "find_repo_root"]
+__all__ = [
+    "Checkout",
+    "CommitInfo",
+    "MetadataSnapshot",
+    "RefMovedError",
+    "Repo",
+    "find_repo_root",
+    "init_repository",
+]

@@ -347,3 +347,14 @@ def _split_path(path: str, where: str) -> list[str]:
     if any(p in ("", ".", "..") or p.lower() == ".git" or "\0" in p for p in parts):
         raise UserError(f"invalid path in the repository: {path!r}", where)
     return parts
+
+
+def init_repository(path: Path, message: str, *, branch: str = "main") -> Repo:
+    """A new repository at `path` whose first commit on `branch` holds every file already there."""
+    raw = pygit2.init_repository(str(path), initial_head=branch)
+    index = raw.index
+    index.add_all()
+    index.write()
+    signature = pygit2.Signature(*DEFAULT_IDENTITY)
+    raw.create_commit("HEAD", signature, signature, message, index.write_tree(), [])
+    return Repo(raw, DEFAULT_IDENTITY)

@@ -1,0 +1,1 @@
+"""Example projects, shipped inside the package for `gitops-agent demo`."""

@@ -1,0 +1,1 @@
+"""A tiny calculator: the project the gitops-agent demo works on."""
