@@ -396,3 +396,21 @@ def cli_command() -> list[str]:
     from conftest import CLI
 
     return CLI
+
+
+def test_session_limits_on_tasks_and_time_skip_the_rest(tmp_path, cli) -> None:
+    tasks = "".join(
+        task_block(f"t{i}", f"Task {i}", f"echo 'v = {i}' > src/m{i}.py") for i in range(3)
+    )
+    repo = make_project(tmp_path, tasks, rules="max_tasks_per_session: 2\n")
+    data = run(cli, repo)
+    assert outcomes(data) == [("t0", "committed"), ("t1", "committed"), ("t2", "skipped")]
+    assert "limit is 2 tasks" in data["tasks"][2]["reason"]
+
+    slow = task_block("s0", "Slow", "sleep 0.3; echo 'v = 0' > src/s0.py") + task_block(
+        "s1", "Next", "echo 'v = 1' > src/s1.py"
+    )
+    other = make_project(tmp_path / "other", slow, rules="max_session_minutes: 0.002\n")
+    data = run(cli, other)
+    assert outcomes(data) == [("s0", "committed"), ("s1", "skipped")]
+    assert "time limit" in data["tasks"][1]["reason"]
