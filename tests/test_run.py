@@ -350,20 +350,28 @@ def test_a_preset_agent_edits_files_and_its_work_is_committed(tmp_path, cli) -> 
     assert "PROJECT_PLAN.md" in files and len(files) == 2
 
 
-def test_a_second_run_while_one_holds_the_lock_is_refused(tmp_path, cli) -> None:
-    agent = agent_script(tmp_path, f"touch {tmp_path}/started; sleep 5; echo 'x = 1' > src/x.py\n")
-    repo = make_project(tmp_path, task_block("t1", "Slow"))
-    first = subprocess.Popen(
+def start_run(tmp_path: Path, repo: Path, agent: str) -> subprocess.Popen[bytes]:
+    """A `run` in the background, returned once its agent has started."""
+    started = tmp_path / "started"
+    process = subprocess.Popen(
         [*cli_command(), "run", "--agent-command", agent],
         cwd=repo,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    for _ in range(400):
+        if started.exists():
+            return process
+        subprocess.run(["sleep", "0.05"], check=True)
+    process.kill()
+    raise AssertionError("the agent never started")
+
+
+def test_a_second_run_while_one_holds_the_lock_is_refused(tmp_path, cli) -> None:
+    agent = agent_script(tmp_path, f"touch {tmp_path}/started; sleep 5; echo 'x = 1' > src/x.py\n")
+    repo = make_project(tmp_path, task_block("t1", "Slow"))
+    first = start_run(tmp_path, repo, agent)
     try:
-        for _ in range(200):
-            if (tmp_path / "started").exists():
-                break
-            subprocess.run(["sleep", "0.05"], check=True)
         second = cli("run", cwd=repo)
         assert second.returncode == 2
         assert "another gitops-agent run is in progress" in second.stderr
@@ -372,20 +380,14 @@ def test_a_second_run_while_one_holds_the_lock_is_refused(tmp_path, cli) -> None
 
 
 def test_a_killed_run_leaves_nothing_that_blocks_the_next(tmp_path, cli) -> None:
-    agent = agent_script(tmp_path, f"touch {tmp_path}/started; sleep 30\n")
-    repo = make_project(tmp_path, task_block("t1", "Slow"))
-    first = subprocess.Popen(
-        [*cli_command(), "run", "--agent-command", agent],
-        cwd=repo,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    agent = agent_script(
+        tmp_path, f"echo $$ > {tmp_path}/agent.pid; touch {tmp_path}/started; sleep 30\n"
     )
-    for _ in range(200):
-        if (tmp_path / "started").exists():
-            break
-        subprocess.run(["sleep", "0.05"], check=True)
-    first.kill()
+    repo = make_project(tmp_path, task_block("t1", "Slow"))
+    first = start_run(tmp_path, repo, agent)
+    first.kill()  # SIGKILL: no cleanup of its own
     first.wait()
+    os.kill(int((tmp_path / "agent.pid").read_text()), 9)  # its orphaned agent, for tidiness
     next_run = cli("run", "--json", "--agent-command", "echo 'x = 1' > src/x.py", cwd=repo)
     assert next_run.returncode == 0, next_run.stderr
     assert "Cleared what a killed run left behind" in next_run.stderr
