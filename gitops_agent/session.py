@@ -9,6 +9,7 @@ inspect what changed, run the base's gate on exactly the tree to commit, then co
 from __future__ import annotations
 
 import secrets
+import shlex
 import shutil
 import time
 from dataclasses import dataclass, field, replace
@@ -173,6 +174,14 @@ class _Session:
                 )
             else:
                 queue.append(task)
+        if self.agent is not None and any(task.run is None for task in queue):
+            settings = self.project.plan.settings
+            from_plan = self.options.agent_command is None
+            _require_executable(
+                self.agent,
+                self.project.plan.path if from_plan else None,
+                settings.line_of("agent") if from_plan else None,
+            )
         if queue and self.gate is None:
             for task in queue:
                 self._record(
@@ -451,6 +460,19 @@ class _Session:
             write_atomic(pr_path, _pr_body(result, self.constraints).encode())
             result = replace(result, pr_body=str(pr_path))
         return result
+
+
+def _require_executable(agent: AgentSpec, path: str | None, line: int | None) -> None:
+    """A preset whose CLI is not installed would fail every task: say so before running any."""
+    if agent.name == "command":
+        return
+    words = [w for w in shlex.split(agent.command) if "=" not in w]
+    if words and shutil.which(words[0]) is None:
+        raise UserError(
+            f"the agent preset `{agent.name}` needs `{words[0]}` on PATH, and it is not there",
+            path,
+            line,
+        )
 
 
 def _feedback(attempt: int, failure: str, violations: tuple[str, ...], output: str) -> str:

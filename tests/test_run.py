@@ -416,3 +416,11 @@ def test_session_limits_on_tasks_and_time_skip_the_rest(tmp_path, cli) -> None:
     data = run(cli, other)
     assert outcomes(data) == [("s0", "committed"), ("s1", "skipped")]
     assert "time limit" in data["tasks"][1]["reason"]
+
+
+def test_a_preset_whose_cli_is_missing_is_refused_before_anything_runs(tmp_path, cli) -> None:
+    repo = make_project(tmp_path, task_block("t1", "Write something"))
+    result = cli("run", "--agent-command", "aider", cwd=repo, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert "needs `aider` on PATH" in result.stderr
+    assert git(repo, "branch", "--list", "autonomous/*").strip() == ""
