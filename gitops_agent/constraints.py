@@ -256,18 +256,18 @@ def _apply(key: str, value: Any, path: str, line: int, values: dict[str, Any]) -
             f"unknown setting `{key}` (known: {', '.join(MACHINE_KEYS)})", path, line
         )
     if key in _INT_SETTINGS:
-        low = 1 if key in ("max_attempts", "max_consecutive_failures") else 0
-        if isinstance(value, bool) or not isinstance(value, int) or value < low:
-            raise ConstraintsError(f"`{key}` must be a whole number, {low} or more", path, line)
+        least = 1 if key in ("max_attempts", "max_consecutive_failures") else 0
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ConstraintsError(f"`{key}` must be a whole number, {least} or more", path, line)
         values[key] = value
     elif key in _BOOL_SETTINGS:
         if not isinstance(value, bool):
             raise ConstraintsError(f"`{key}` must be true or false", path, line)
         values[key] = value
     elif key in _FLOAT_SETTINGS:
-        low = 0 if key == "idle_timeout_minutes" else 1e-9
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < low:
-            above = "0 or more" if low == 0 else "above 0"
+        floor = 0.0 if key == "idle_timeout_minutes" else 1e-9
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < floor:
+            above = "0 or more" if floor == 0 else "above 0"
             raise ConstraintsError(f"`{key}` must be a number {above}", path, line)
         values[key] = float(value)
     else:
