@@ -83,6 +83,13 @@ def check(
 def init(
     repo: RepoOption = None,
     force: Annotated[bool, typer.Option("--force", help="Overwrite existing files.")] = False,
+    github: Annotated[
+        bool,
+        typer.Option("--github", help="Write .github/workflows/gitops-agent.yml instead."),
+    ] = False,
+    matrix: Annotated[
+        bool, typer.Option("--matrix", help="With --github: one runner per task by default.")
+    ] = False,
 ) -> None:
     """Write a starter PROJECT_PLAN.md and docs/autonomous-constraints.md."""
     from gitops_agent.commands.init import init as run_init
@@ -90,6 +97,12 @@ def init(
     from gitops_agent.project import find_root
 
     root = find_root(repo)
+    if github:
+        from gitops_agent.commands.github_init import init_github
+
+        for line in init_github(root, force=force, mode="matrix" if matrix else "session"):
+            err.print(line)
+        return
     for path in run_init(root, force=force):
         err.print(f"wrote {path}")
     err.print("Next: edit the plan, then run `gitops-agent check`.")
@@ -157,7 +170,7 @@ def report(
     )
     if html is not None:
         write_page(html, to_html(brief))
-        err.print(f"wrote {html}")
+        err.print(f"wrote {html}", soft_wrap=True, markup=False)
     if as_json:
         print(json.dumps(brief.to_json(), ensure_ascii=False))
     else:
@@ -195,11 +208,209 @@ def demo(
     from gitops_agent.console import ConsoleListener, err, show_run
     from gitops_agent.session import RunOptions, run_session
 
+    from gitops_agent.commands.report import report as build_report
+    from gitops_agent.report import to_markdown
+
     root = make_demo_repository(directory)
     err.print(f"Demo project: {root} (a fresh git repository)")
     result = run_session(RunOptions(repo=root), ConsoleListener())
     show_run(result)
-    err.print(f"Look around: cd {root} && git log --oneline --all")
+    print(to_markdown(build_report(root)), end="")
+    err.print(f"The morning report is above. Look around: cd {root} && git log --oneline --all")
+
+
+@app.command("plan")
+def plan_tasks(
+    repo: RepoOption = None,
+    plan: PlanOption = None,
+    constraints: ConstraintsOption = None,
+    agent_command: AgentOption = None,
+    as_matrix: Annotated[
+        bool,
+        typer.Option("--matrix", help='Print {"include": [{"task": ID}, ...]} as JSON.'),
+    ] = False,
+) -> None:
+    """The tasks the next run would take, in plan order (one per line, or as a matrix)."""
+    from gitops_agent.commands.matrix import load_base, matrix
+
+    found = matrix(load_base(repo, plan, constraints), agent_command)
+    if as_matrix:
+        print(json.dumps(found, ensure_ascii=False, separators=(",", ":")))
+    else:
+        for entry in found["include"]:
+            print(entry["task"])
+
+
+@app.command()
+def integrate(
+    branches: Annotated[
+        list[str] | None,
+        typer.Argument(help="Task branches (default: every unmerged autonomous/ branch here)."),
+    ] = None,
+    repo: RepoOption = None,
+    plan: PlanOption = None,
+    constraints: ConstraintsOption = None,
+    prefix: Annotated[
+        str, typer.Option("--prefix", help="Without BRANCHES: take our branches under this.")
+    ] = "autonomous/",
+    integration_id: Annotated[
+        str | None,
+        typer.Option("--id", help="Name it autonomous/integration-ID (default: date and time)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Merge task branches in memory onto one integration branch, in plan order, and gate it."""
+    from gitops_agent.commands.integrate import integrate as run_integrate
+    from gitops_agent.console import err
+
+    result = run_integrate(
+        repo,
+        branches or [],
+        prefix=prefix,
+        integration_id=integration_id,
+        plan=plan,
+        constraints=constraints,
+    )
+    for merged in result.merged:
+        err.print(f"merged {merged.branch} ({', '.join(merged.tasks)})")
+    for out in result.left_out:
+        files = f": {', '.join(out.files)}" if out.files else ""
+        err.print(f"[yellow]left out {out.candidate.branch}: {out.reason}{files}[/yellow]")
+    err.print(f"gate: {result.gate}")
+    err.print(f"branch: {result.branch or 'none (nothing merged)'}")
+    if as_json:
+        print(json.dumps(result.to_json(), ensure_ascii=False))
+
+
+@app.command("bundle")
+def bundle_result(
+    result: Annotated[
+        Path, typer.Argument(help="The JSON `run --json` or `integrate --json` printed.")
+    ],
+    out: Annotated[Path, typer.Option("--out", help="The artifact directory to write.")],
+    repo: RepoOption = None,
+) -> None:
+    """Pack a result for another job: a git bundle of its branches, its JSON, its PR text."""
+    from gitops_agent.commands.bundle import pack
+    from gitops_agent.console import err
+
+    packed = pack(repo, result, out)
+    carried = ", ".join(packed.branches) or "no branch with new commits"
+    err.print(f"wrote {', '.join(packed.files)} to {packed.directory} ({carried})")
+
+
+@app.command()
+def verify(
+    artifacts: Annotated[
+        list[Path], typer.Argument(help="Artifact directories (from `bundle`) or .bundle files.")
+    ],
+    repo: RepoOption = None,
+    plan: PlanOption = None,
+    constraints: ConstraintsOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Check results from an untrusted job against the base's rules; take in those that pass."""
+    from gitops_agent.commands.verify import verify as run_verify
+    from gitops_agent.console import err
+
+    done = run_verify(repo, artifacts, plan=plan, constraints=constraints)
+    for verified in done:
+        if not verified.taken:
+            err.print(f"{verified.artifact}: no branch to take in")
+        for taken in verified.taken:
+            err.print(f"{verified.artifact}: {taken.branch} {taken.how} ({taken.tip[:12]})")
+    if as_json:
+        data = {
+            "artifacts": [
+                {
+                    "artifact": v.artifact,
+                    "branches": [{"branch": t.branch, "tip": t.tip, "how": t.how} for t in v.taken],
+                }
+                for v in done
+            ]
+        }
+        print(json.dumps(data, ensure_ascii=False))
+
+
+@app.command()
+def publish(
+    artifact: Annotated[
+        Path | None, typer.Argument(help="An artifact directory that `verify` took in.")
+    ] = None,
+    repo: RepoOption = None,
+    plan: PlanOption = None,
+    constraints: ConstraintsOption = None,
+    branch: Annotated[
+        str | None, typer.Option("--branch", help="The branch to push and open a PR for.")
+    ] = None,
+    body_file: Annotated[
+        Path | None, typer.Option("--body-file", help="The PR description (markdown).")
+    ] = None,
+    remote: Annotated[str, typer.Option("--remote", help="Remote name, URL or path.")] = "origin",
+    repository: Annotated[
+        str | None,
+        typer.Option("--repository", help="owner/name on GitHub (default: from the remote)."),
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Push the result's branch and autonomous/memory, and open or update its pull request."""
+    from gitops_agent.commands.publish import publish as run_publish
+    from gitops_agent.console import err
+
+    done = run_publish(
+        repo,
+        artifact,
+        branch=branch,
+        body_file=body_file,
+        remote=remote,
+        repository=repository,
+        plan=plan,
+        constraints=constraints,
+    )
+    err.print(f"pushed {', '.join(done.pushed) or 'nothing'}")
+    if done.pull is not None:
+        err.print(f"{'opened' if done.created else 'updated'} {done.pull.url}")
+    if as_json:
+        pull = None
+        if done.pull is not None:
+            pull = {"number": done.pull.number, "url": done.pull.url, "created": done.created}
+        print(json.dumps({"pushed": list(done.pushed), "pull_request": pull}))
+
+
+@app.command()
+def doctor(
+    repo: RepoOption = None,
+    plan: PlanOption = None,
+    constraints: ConstraintsOption = None,
+    agent_command: AgentOption = None,
+    skip_gate: Annotated[
+        bool, typer.Option("--skip-gate", help="Do not run the gate on the base branch.")
+    ] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Check what the first scheduled run needs, and say what to fix (exit 2 if it cannot run)."""
+    from gitops_agent.commands.doctor import Status
+    from gitops_agent.commands.doctor import doctor as run_doctor
+    from gitops_agent.console import err
+
+    checks = run_doctor(
+        repo,
+        plan=plan,
+        constraints=constraints,
+        agent_command=agent_command,
+        run_the_gate=not skip_gate,
+    )
+    colors = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red"}
+    for check in checks:
+        color = colors[check.status]
+        err.print(f"[{color}]{check.status.value:>4}[/{color}] {check.name}: {check.message}")
+        if check.fix:
+            err.print(f"      fix: {check.fix}")
+    if as_json:
+        print(json.dumps({"checks": [c.to_json() for c in checks]}, ensure_ascii=False))
+    failed = sum(c.status is Status.FAIL for c in checks)
+    if failed:
+        raise typer.Exit(2)
 
 
 def main() -> None:

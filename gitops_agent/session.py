@@ -24,11 +24,14 @@ from gitops_agent.errors import UserError
 from gitops_agent.files import decode, write_atomic
 from gitops_agent.gate import resolve_gate, run_gate
 from gitops_agent.git import Checkout, Repo
+from gitops_agent.memory import record_session
+from gitops_agent.notify import notify, notify_urls, session_notification
 from gitops_agent.plan import Task, set_status
 from gitops_agent.policy.inspect import inspect_change
 from gitops_agent.project import find_root, load_project_at
 from gitops_agent.render import render
-from gitops_agent.results import MEMORY_BRANCH, Outcome, SessionResult, TaskResult
+from gitops_agent.results import Outcome, SessionResult, TaskResult
+from gitops_agent.review import tasks_awaiting_review
 from gitops_agent.runstate import RunState, run_lock
 
 BRANCH_PREFIX = "autonomous/"
@@ -132,7 +135,14 @@ class _Session:
             elif checkout_dir.exists():
                 shutil.rmtree(checkout_dir)
             self.run_state.clear()
-        return self._finish(started_at)
+        result = self._finish(started_at)
+        settings = project.plan.settings
+        record_session(self.repo, result, timezone=settings.timezone)
+        message = session_notification(result)  # None unless something changed
+        if message is not None:
+            for problem in notify(notify_urls(settings.notify), *message):
+                self.listener.note(problem)
+        return result
 
     # -- choosing the tasks ------------------------------------------------------------------
 
@@ -153,7 +163,7 @@ class _Session:
         for task_id in self.options.task_ids:
             if task_id not in known:
                 raise UserError(f"no task `{task_id}` in the plan (--task)", self.project.plan.path)
-        awaiting = self._awaiting_review()
+        awaiting = tasks_awaiting_review(self.repo, self.base_commit)
         queue: list[Task] = []
         for verdict in verdicts:
             task = verdict.task
@@ -166,11 +176,11 @@ class _Session:
             if not verdict.eligible:
                 self._record(task, Outcome.BLOCKED, " ".join(verdict.reasons))
             elif task.id in awaiting:
-                branch, commit = awaiting[task.id]
+                waiting = awaiting[task.id]
                 self._record(
                     task,
                     Outcome.SKIPPED,
-                    f"Its result already awaits review on {branch} ({commit[:12]}).",
+                    f"Its result already awaits review on {waiting.branch} ({waiting.tip[:12]}).",
                 )
             else:
                 queue.append(task)
@@ -192,18 +202,6 @@ class _Session:
                 )
             return []
         return queue
-
-    def _awaiting_review(self) -> dict[str, tuple[str, str]]:
-        """Task ids committed on autonomous branches that are not merged into the base yet."""
-        found: dict[str, tuple[str, str]] = {}
-        for branch, tip in sorted(self.repo.autonomous_branches().items()):
-            if branch == MEMORY_BRANCH or self.repo.is_merged(tip, self.base_commit):
-                continue
-            for commit in self.repo.commits_between(tip, self.base_commit):
-                task_id = commit.trailers.get("Task-Id")
-                if task_id:
-                    found.setdefault(task_id, (branch, commit.id))
-        return found
 
     # -- running them ------------------------------------------------------------------------
 

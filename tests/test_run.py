@@ -91,6 +91,12 @@ def user_state(repo: Path) -> dict[str, Any]:
     return {"files": files, "refs": user_refs, "head": git(repo, "symbolic-ref", "HEAD")}
 
 
+def session_branches(repo: Path) -> list[str]:
+    """Branches a person would merge: autonomous/* but the memory branch."""
+    names = git(repo, "branch", "--list", "--format=%(refname:short)", "autonomous/*").split()
+    return [name for name in names if name != "autonomous/memory"]
+
+
 def show(repo: Path, rev: str, path: str) -> str:
     return git(repo, "show", f"{rev}:{path}")
 
@@ -138,7 +144,7 @@ def test_gate_failure_is_retried_with_feedback_then_rolled_back(tmp_path, cli) -
     assert task["attempts"] == 3 and task["commit"] is None
     assert "quality gate failed" in task["reason"]
     assert data["branch"] is None
-    assert git(repo, "branch", "--list", "autonomous/*").strip() == ""
+    assert session_branches(repo) == []
     texts = [p.read_text(encoding="utf-8") for p in sorted(prompts.iterdir())]
     assert len(texts) == 3
     assert "# Task t1: Add a thing" in texts[0] and "previous attempt" not in texts[0]
@@ -212,7 +218,7 @@ def test_each_post_flight_rule_rolls_back_an_agent_that_breaks_it(
     record = data["tasks"][0]["reason"]
     assert record, rule
     assert user_state(repo) == before
-    assert git(repo, "branch", "--list", "autonomous/*").strip() == ""
+    assert session_branches(repo) == []
 
 
 def test_the_rule_that_was_broken_is_named(tmp_path, cli) -> None:
@@ -423,4 +429,28 @@ def test_a_preset_whose_cli_is_missing_is_refused_before_anything_runs(tmp_path,
     result = cli("run", "--agent-command", "aider", cwd=repo, env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 2
     assert "needs `aider` on PATH" in result.stderr
-    assert git(repo, "branch", "--list", "autonomous/*").strip() == ""
+    assert session_branches(repo) == []
+
+
+def test_the_memory_log_and_the_pr_description_tell_every_task_and_why(tmp_path, cli) -> None:
+    tasks = (
+        task_block("good", "Add a module", "echo 'v = 1' > src/v.py")
+        + task_block("bad", "Break the app", "echo BROKEN >> src/app.py")
+        + task_block("pay", "Add payment page", "echo 1 > src/pay.py")
+    )
+    repo = make_project(tmp_path, tasks, gate="! grep -q BROKEN src/app.py")
+    first = run(cli, repo)
+    assert outcomes(first) == [("good", "committed"), ("bad", "rolled_back"), ("pay", "blocked")]
+    files = git(repo, "ls-tree", "-r", "--name-only", "autonomous/memory").split()
+    day = next(f for f in files if f.startswith("memory/"))
+    log = show(repo, "autonomous/memory", day)
+    assert "Autonomous: " in log and first["session"] in log
+    for task_id, words in (("good", "committed"), ("bad", "gate failed"), ("pay", "payment")):
+        entry = log[log.index(task_id) :]
+        assert words in entry[:600].lower() or words in entry[:600], (task_id, entry[:600])
+    body = Path(first["pr_body"]).read_text(encoding="utf-8")
+    assert "**good**" in body and "**bad**" in body and "quality gate failed" in body
+    # A second session on the same day appends; the first one's entries stay byte for byte.
+    second = run(cli, repo)
+    again = show(repo, "autonomous/memory", day)
+    assert again.startswith(log) and second["session"] in again[len(log) :]

@@ -1,0 +1,484 @@
+"""The morning brief: what the last sessions did, what needs a person, and what runs next.
+
+`build_brief` is a function of data (the recorded sessions, the plan's verdicts, the branches
+awaiting review, the time); the git and file reading around it is in `gather`, so the rules
+here (success rate, heartbeat, "failed three nights running") are easy to test.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
+from typing import Any
+
+from croniter import croniter  # type: ignore[import-untyped]
+
+from gitops_agent.commands.check import Verdict, check
+from gitops_agent.errors import UserError
+from gitops_agent.git import Repo
+from gitops_agent.memory import load_sessions, zone_of
+from gitops_agent.plan import Queue
+from gitops_agent.project import Project, load_project_at
+from gitops_agent.render import duration, localtime, parse_time, render
+from gitops_agent.results import Outcome, SessionResult, TaskResult
+from gitops_agent.review import Awaiting, awaiting_review
+
+DEFAULT_SCHEDULE = "0 2 * * *"  # the plan setting's documented default
+DEFAULT_WINDOW = timedelta(hours=24)
+FAILING_RUNS = 3  # rolled back this many times running: a person should look
+RAN = (Outcome.COMMITTED, Outcome.ROLLED_BACK)
+
+
+class ProblemKind(enum.Enum):
+    PLAN = "plan"  # the plan or the constraints do not load
+    GATE_FAILED_ON_BASE = "gate_failed_on_base"
+    FAILING = "failing"  # a task rolled back in each of the last FAILING_RUNS sessions it ran in
+    HEARTBEAT = "heartbeat"  # no successful session as recently as the schedule expects
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    kind: ProblemKind
+    message: str
+    task: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind.value, "message": self.message, "task": self.task}
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    ready: int  # under the Ready heading and not DONE
+    pending: int
+    not_ready: int
+    done: int
+    eligible: int  # would run now (before session limits and branches awaiting review)
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "ready": self.ready,
+            "pending": self.pending,
+            "not_ready": self.not_ready,
+            "done": self.done,
+            "eligible": self.eligible,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRow:
+    """One task of the plan as the brief shows it."""
+
+    id: str
+    title: str
+    queue: str  # ready, pending, not_ready, done
+    eligible: bool
+    awaiting: str | None  # the branch its result waits on
+    why_not: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "title": self.title,
+            "queue": self.queue,
+            "eligible": self.eligible,
+            "awaiting_review": self.awaiting,
+            "why_not": self.why_not,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class SuccessRate:
+    sessions: int
+    committed: int
+    rolled_back: int
+
+    @property
+    def rate(self) -> float | None:
+        ran = self.committed + self.rolled_back
+        return None if ran == 0 else self.committed / ran
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sessions": self.sessions,
+            "committed": self.committed,
+            "rolled_back": self.rolled_back,
+            "rate": None if self.rate is None else round(self.rate, 4),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat:
+    schedule: str
+    every: str  # "every day", from the schedule
+    expected: datetime  # the latest scheduled start that has had time to finish
+    last_success: datetime | None  # when the last successful session finished
+    overdue: bool
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "schedule": self.schedule,
+            "every": self.every,
+            "expected": _iso(self.expected),
+            "last_success": None if self.last_success is None else _iso(self.last_success),
+            "overdue": self.overdue,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Brief:
+    generated: datetime
+    zone: tzinfo
+    zone_name: str
+    since: datetime
+    sessions: tuple[SessionResult, ...]  # the ones to report, newest first
+    older: bool  # none started since `since`: `sessions` holds the last one before it
+    rate: SuccessRate
+    heartbeat: Heartbeat
+    problems: tuple[Problem, ...]
+    queue: QueueStats | None  # None when the plan does not load
+    next_tasks: tuple[PlanRow, ...]
+    awaiting: tuple[Awaiting, ...]
+    plan_rows: tuple[PlanRow, ...]
+    plan_path: str | None
+    base: str | None
+    repository: str  # the repository's directory name, for titles
+    recent: tuple[SessionResult, ...]  # the sessions the success rate covers, newest first
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "repository": self.repository,
+            "generated": _iso(self.generated),
+            "timezone": self.zone_name,
+            "since": _iso(self.since),
+            "sessions": [s.to_record() for s in self.sessions],
+            "older": self.older,
+            "success_rate": self.rate.to_json(),
+            "heartbeat": self.heartbeat.to_json(),
+            "problems": [p.to_json() for p in self.problems],
+            "queue": None if self.queue is None else self.queue.to_json(),
+            "next_tasks": [{"id": t.id, "title": t.title} for t in self.next_tasks],
+            "awaiting_review": [a.to_json() for a in self.awaiting],
+            "plan": None
+            if self.plan_path is None
+            else {
+                "path": self.plan_path,
+                "base": self.base,
+                "tasks": [row.to_json() for row in self.plan_rows],
+            },
+        }
+
+    @property
+    def tasks(self) -> list[tuple[SessionResult, TaskResult]]:
+        """Every task of the reported sessions, newest session first."""
+        return [(s, t) for s in self.sessions for t in s.tasks]
+
+    @property
+    def failing_runs(self) -> int:
+        return FAILING_RUNS
+
+    @property
+    def failing(self) -> set[str]:
+        """Ids of the tasks rolled back in each of their last FAILING_RUNS sessions."""
+        return {p.task for p in self.problems if p.kind is ProblemKind.FAILING and p.task}
+
+    def by_outcome(self, outcome: str) -> list[tuple[SessionResult, TaskResult]]:
+        return [(s, t) for s, t in self.tasks if t.outcome.value == outcome]
+
+
+@dataclass(frozen=True, slots=True)
+class BaseView:
+    """The plan and rules as committed on the base branch: what the next run will obey."""
+
+    project: Project | None
+    base: str | None
+    base_commit: str | None
+    problem: str | None  # why `project` is None
+
+    @property
+    def timezone(self) -> str | None:
+        return None if self.project is None else self.project.plan.settings.timezone
+
+
+# -- reading ---------------------------------------------------------------------------------
+
+
+def load_at_base(repo: Repo, plan: Path | None = None, constraints: Path | None = None) -> BaseView:
+    """The project as `run` would load it (HEAD's branch, or the base its plan names).
+
+    A plan that does not load is a finding to report, unless a path was given explicitly.
+    """
+    base = repo.head_branch()
+    tip = None if base is None else repo.branch_tip(base)
+    if base is None or tip is None:
+        return BaseView(None, base, None, "HEAD is detached or has no commit; no plan to read.")
+    try:
+        project = load_project_at(repo, tip, base, plan, constraints)
+        wanted = project.plan.settings.base
+        if wanted is not None and wanted != base:
+            wanted_tip = repo.branch_tip(wanted)
+            if wanted_tip is None:
+                raise UserError(f"the plan names base `{wanted}`, which does not exist")
+            base, tip = wanted, wanted_tip
+            project = load_project_at(repo, tip, base, plan, constraints)
+    except UserError as err:
+        if plan is not None or constraints is not None:
+            raise
+        return BaseView(None, base, tip, f"The plan does not load: {err}")
+    return BaseView(project, base, tip, None)
+
+
+def gather(
+    repo: Repo,
+    view: BaseView,
+    *,
+    agent_command: str | None = None,
+    since: datetime | None = None,
+    window: int = 7,
+    now: datetime | None = None,
+) -> Brief:
+    """Read what the brief needs from the repository, then build it."""
+    sessions = load_sessions(repo)
+    verdicts: list[Verdict] | None = None
+    if view.project is not None:
+        # The next run uses the agent it is given; where the plan names none, the last
+        # session's agent is the best guess (CI passes it on the command line).
+        agent = agent_command or view.project.plan.settings.agent
+        if agent is None and sessions and sessions[0].agent is not None:
+            agent = sessions[0].agent
+        verdicts = check(view.project, agent)
+    return build_brief(
+        sessions=sessions,
+        project=view.project,
+        verdicts=verdicts,
+        awaiting=awaiting_review(repo, view.base_commit),
+        base=view.base,
+        plan_problem=view.problem,
+        repository=repo.root.name,
+        since=since,
+        window=window,
+        now=now or datetime.now(UTC),
+    )
+
+
+# -- the rules -------------------------------------------------------------------------------
+
+
+def build_brief(
+    *,
+    sessions: Sequence[SessionResult],
+    project: Project | None,
+    verdicts: Sequence[Verdict] | None,
+    awaiting: Sequence[Awaiting],
+    base: str | None,
+    plan_problem: str | None,
+    repository: str,
+    since: datetime | None,
+    window: int,
+    now: datetime,
+) -> Brief:
+    """The brief from data alone. `sessions` newest first; `since` None means the last 24 h."""
+    settings = project.plan.settings if project is not None else None
+    zone_name = (settings.timezone if settings else None) or "UTC"
+    zone = zone_of(zone_name)
+    start = since if since is not None else now - DEFAULT_WINDOW
+    shown = [s for s in sessions if parse_time(s.started) >= start]
+    older = not shown and bool(sessions)
+    if older:
+        shown = [sessions[0]]
+    schedule = (settings.schedule if settings else None) or DEFAULT_SCHEDULE
+    grace = timedelta(minutes=project.constraints.max_session_minutes if project else 240)
+    beat = heartbeat(sessions, schedule, now, grace, zone, zone_name, project)
+
+    problems: list[Problem] = []
+    if plan_problem is not None:
+        problems.append(Problem(ProblemKind.PLAN, plan_problem))
+    if sessions and sessions[0].gate_failed_on_base:
+        last = sessions[0]
+        problems.append(
+            Problem(
+                ProblemKind.GATE_FAILED_ON_BASE,
+                f"The quality gate fails on `{last.base}` itself (session {last.session}, "
+                f"at {last.base_commit[:7]}): no change can be committed until a person "
+                "fixes the base.",
+            )
+        )
+    problems.extend(failing_repeatedly(sessions))
+    if beat.overdue:
+        problems.append(Problem(ProblemKind.HEARTBEAT, beat.message))
+
+    waiting = {task: a.branch for a in awaiting for task in a.tasks}
+    rows = _plan_rows(verdicts or (), waiting)
+    limit = project.constraints.max_tasks_per_session if project else 0
+    next_tasks = tuple(r for r in rows if r.eligible and r.awaiting is None)[:limit]
+    return Brief(
+        generated=now,
+        zone=zone,
+        zone_name=zone_name,
+        since=start,
+        sessions=tuple(shown),
+        older=older,
+        rate=success_rate(sessions[:window]),
+        heartbeat=beat,
+        problems=tuple(problems),
+        queue=None if verdicts is None else queue_stats(verdicts),
+        next_tasks=next_tasks,
+        awaiting=tuple(awaiting),
+        plan_rows=rows,
+        plan_path=project.plan.path if project else None,
+        base=base,
+        repository=repository,
+        recent=tuple(sessions[:window]),
+    )
+
+
+def success_rate(sessions: Sequence[SessionResult]) -> SuccessRate:
+    """Committed over committed + rolled back; blocked and skipped tasks never ran."""
+    return SuccessRate(
+        sessions=len(sessions),
+        committed=sum(s.count(Outcome.COMMITTED) for s in sessions),
+        rolled_back=sum(s.count(Outcome.ROLLED_BACK) for s in sessions),
+    )
+
+
+def is_successful(session: SessionResult) -> bool:
+    """It finished (a record exists only then) and was not stopped by a base that fails its gate."""
+    return not session.gate_failed_on_base
+
+
+def failing_repeatedly(sessions: Sequence[SessionResult]) -> list[Problem]:
+    """Tasks rolled back in each of the last FAILING_RUNS sessions they ran in."""
+    history: dict[str, list[TaskResult]] = {}
+    for session in sessions:  # newest first
+        for task in session.tasks:
+            if task.outcome in RAN:
+                history.setdefault(task.id, []).append(task)
+    problems = []
+    for task_id, runs in history.items():
+        last = runs[:FAILING_RUNS]
+        if len(last) == FAILING_RUNS and all(t.outcome is Outcome.ROLLED_BACK for t in last):
+            problems.append(
+                Problem(
+                    ProblemKind.FAILING,
+                    f"{task_id} was rolled back in each of the last {FAILING_RUNS} sessions it "
+                    f"ran in; the latest reason: {' '.join(last[0].reason.split())} "
+                    "Rewrite the task, split it, or move it out of the Ready queue.",
+                    task=task_id,
+                )
+            )
+    return problems
+
+
+def heartbeat(
+    sessions: Sequence[SessionResult],
+    schedule: str,
+    now: datetime,
+    grace: timedelta,
+    zone: tzinfo,
+    zone_name: str,
+    project: Project | None = None,
+) -> Heartbeat:
+    """When the last successful session was, and whether that is older than the schedule allows.
+
+    The schedule (cron, UTC, as GitHub Actions reads it) is expected to have produced a
+    successful session at its latest start that is at least `grace` (a session's longest
+    run) ago. A success up to half an interval earlier counts too (a run by hand, a cron
+    line written in local time); anything older means a scheduled run was missed: loud.
+    """
+    try:
+        times = croniter(schedule, now.astimezone(UTC) - grace)
+        expected: datetime = times.get_prev(datetime)
+        earlier: datetime = times.get_prev(datetime)
+    except (ValueError, KeyError) as err:
+        where = project.plan.path if project else None
+        line = project.plan.settings.line_of("schedule") if project else None
+        raise UserError(f"`schedule` is not a cron line I can read: {err}", where, line) from None
+    every = _every(expected - earlier)
+    last = next((s for s in sessions if is_successful(s)), None)
+    said = f"the schedule `{schedule}` (UTC) expects one {every}"
+    if last is None:
+        overdue = bool(sessions)
+        message = (
+            f"⚠️ No successful session yet ({len(sessions)} recorded); {said}."
+            if overdue
+            else f"No session has run yet; {said}."
+        )
+        return Heartbeat(schedule, every, expected, None, overdue, message)
+    finished = parse_time(last.finished)
+    when = localtime(finished, zone)
+    overdue = finished < expected - (expected - earlier) / 2
+    if overdue:
+        message = (
+            f"⚠️ No successful session for {duration((now - finished).total_seconds())} "
+            f"(the last finished {when} {zone_name}); {said}."
+        )
+    else:
+        message = (
+            f"✅ The last successful session finished {when} {zone_name}, "
+            f"{duration((now - finished).total_seconds())} ago; {said}."
+        )
+    return Heartbeat(schedule, every, expected, finished, overdue, message)
+
+
+def queue_stats(verdicts: Sequence[Verdict]) -> QueueStats:
+    counts = dict.fromkeys(("ready", "pending", "not_ready", "done"), 0)
+    for verdict in verdicts:
+        counts[_queue_name(verdict)] += 1
+    return QueueStats(**counts, eligible=sum(v.eligible for v in verdicts))
+
+
+def _queue_name(verdict: Verdict) -> str:
+    task = verdict.task
+    if task.status == "DONE":
+        return "done"
+    if task.queue is Queue.READY:
+        return "ready"
+    if task.queue is Queue.PENDING:
+        return "pending"
+    return "not_ready"
+
+
+def _plan_rows(verdicts: Sequence[Verdict], waiting: dict[str, str]) -> tuple[PlanRow, ...]:
+    return tuple(
+        PlanRow(
+            id=v.task.id,
+            title=v.task.title,
+            queue=_queue_name(v),
+            eligible=v.eligible,
+            awaiting=waiting.get(v.task.id),
+            why_not=" ".join(v.reasons),
+        )
+        for v in verdicts
+    )
+
+
+def _every(interval: timedelta) -> str:
+    hours = interval.total_seconds() / 3600
+    if hours == 24:
+        return "every day"
+    if hours == 24 * 7:
+        return "every week"
+    if hours < 24 and hours.is_integer():
+        return "every hour" if hours == 1 else f"every {hours:.0f} hours"
+    if (hours / 24).is_integer():
+        return f"every {hours / 24:.0f} days"
+    return f"every {duration(interval.total_seconds())}"
+
+
+def _iso(when: datetime) -> str:
+    return when.astimezone(UTC).isoformat(timespec="seconds")
+
+
+# -- output ----------------------------------------------------------------------------------
+
+
+def to_markdown(brief: Brief) -> str:
+    return render("report.md.j2", brief=brief)
+
+
+def to_html(brief: Brief) -> str:
+    return render("report.html.j2", brief=brief)

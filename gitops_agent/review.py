@@ -1,0 +1,54 @@
+"""Which results already wait for a person: unmerged autonomous branches and their tasks."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from gitops_agent.git import Repo
+from gitops_agent.results import MEMORY_BRANCH
+
+
+@dataclass(frozen=True, slots=True)
+class Awaiting:
+    """An unmerged autonomous branch and the tasks whose commits wait on it for a review."""
+
+    branch: str
+    tip: str
+    tasks: tuple[str, ...]
+    commits: int
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "branch": self.branch,
+            "tip": self.tip,
+            "tasks": list(self.tasks),
+            "commits": self.commits,
+        }
+
+
+def awaiting_review(repo: Repo, base_commit: str | None) -> list[Awaiting]:
+    """Our branches (but the memory branch) not merged into the base, with their Task-Ids."""
+    if base_commit is None:
+        return []
+    found: list[Awaiting] = []
+    for branch, tip in repo.autonomous_branches().items():
+        if branch == MEMORY_BRANCH or repo.is_merged(tip, base_commit):
+            continue
+        commits = repo.commits_between(tip, base_commit)
+        ids: list[str] = []
+        for commit in reversed(commits):  # oldest first, as the tasks ran
+            task_id = commit.trailers.get("Task-Id")
+            if task_id and task_id not in ids:
+                ids.append(task_id)
+        found.append(Awaiting(branch, tip, tuple(ids), len(commits)))
+    return found
+
+
+def tasks_awaiting_review(repo: Repo, base_commit: str) -> dict[str, Awaiting]:
+    """Task id -> the branch its committed result waits on (the first branch, by name)."""
+    found: dict[str, Awaiting] = {}
+    for waiting in sorted(awaiting_review(repo, base_commit), key=lambda a: a.branch):
+        for task_id in waiting.tasks:
+            found.setdefault(task_id, waiting)
+    return found
