@@ -205,11 +205,10 @@ def demo(
 ) -> None:
     """Run a real session on a copy of the bundled demo project, offline, and show the result."""
     from gitops_agent.commands.demo import make_demo_repository
-    from gitops_agent.console import ConsoleListener, err, show_run
-    from gitops_agent.session import RunOptions, run_session
-
     from gitops_agent.commands.report import report as build_report
+    from gitops_agent.console import ConsoleListener, err, show_run
     from gitops_agent.report import to_markdown
+    from gitops_agent.session import RunOptions, run_session
 
     root = make_demo_repository(directory)
     err.print(f"Demo project: {root} (a fresh git repository)")

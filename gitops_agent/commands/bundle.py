@@ -1,0 +1,71 @@
+"""`gitops-agent bundle RESULT.json --out DIR`: a run's result as an artifact another job can check.
+
+The directory holds `result.bundle` (the result's branch and autonomous/memory, less what the
+remote already has), `result.json` (the run's or integrate's JSON) and `pr-body.md` when the
+result has one. The job that wrote it is not trusted: `verify` checks it all again.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gitops_agent.errors import UserError
+from gitops_agent.files import write_atomic
+from gitops_agent.git import Repo
+from gitops_agent.git.remote import create_bundle
+from gitops_agent.project import find_root
+from gitops_agent.results import MEMORY_BRANCH
+
+BUNDLE_FILE = "result.bundle"
+RESULT_FILE = "result.json"
+BODY_FILE = "pr-body.md"
+
+
+@dataclass(frozen=True, slots=True)
+class Packed:
+    directory: Path
+    branches: tuple[str, ...]  # the branches the bundle carries (none: no bundle was written)
+    files: tuple[str, ...]
+
+
+def read_result(path: Path) -> dict[str, Any]:
+    """A result JSON (`run --json` or `integrate --json`): an object whose `branch` is ours."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError("no such file", str(path)) from None
+    except (ValueError, UnicodeDecodeError) as err:
+        raise UserError(f"not a result JSON: {err}", str(path)) from None
+    if not isinstance(data, dict):
+        raise UserError("not a result JSON: expected an object", str(path))
+    branch = data.get("branch")
+    if branch is not None and (not isinstance(branch, str) or not branch.startswith("autonomous/")):
+        raise UserError(
+            f"`branch` must be an autonomous/ branch or null, not {branch!r}", str(path)
+        )
+    return data
+
+
+def pack(repo_dir: Path | None, result: Path, out: Path) -> Packed:
+    """Write the artifact directory for `result` (the JSON `run --json` printed)."""
+    data = read_result(result)
+    repo = Repo.open(find_root(repo_dir))
+    wanted = [data["branch"]] if data.get("branch") else []
+    if repo.branch_tip(MEMORY_BRANCH) is not None:
+        wanted.append(MEMORY_BRANCH)
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in (BUNDLE_FILE, RESULT_FILE, BODY_FILE):
+        (out / stale).unlink(missing_ok=True)
+    carried = create_bundle(repo, out / BUNDLE_FILE, wanted)
+    files = [BUNDLE_FILE] if carried else []
+    write_atomic(out / RESULT_FILE, json.dumps(data, ensure_ascii=False, indent=2).encode())
+    files.append(RESULT_FILE)
+    body = data.get("pr_body")
+    if isinstance(body, str) and Path(body).is_file():
+        shutil.copyfile(body, out / BODY_FILE)
+        files.append(BODY_FILE)
+    return Packed(out, tuple(carried), tuple(files))

@@ -1,0 +1,392 @@
+"""Our branches on a remote: push them, see what awaits review there, carry them in bundles.
+
+pygit2 pushes and fetches. The git CLI is used for bundles only, here and nowhere else: libgit2
+can neither write nor read git's bundle format, and `git fetch` from a bundle with
+`transfer.fsckObjects` checks every object it brings in before any ref points at it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+from pygit2.enums import CredentialType, FetchPrune, FileMode, ReferenceType, SortMode
+
+from gitops_agent.change import Change
+from gitops_agent.errors import UserError
+
+from .checkout import _file_changes
+from .repo import OWN_PREFIX, CommitInfo, RefMovedError, Repo
+
+TOKEN_VARIABLES = ("GITHUB_TOKEN", "GH_TOKEN")
+TOKEN_USER = "x-access-token"  # what GitHub expects as the user name beside a token
+INCOMING_PREFIX = "refs/gitops-agent/incoming/"  # where a bundle's refs wait while it is checked
+GIT_TIMEOUT = 300.0  # seconds for one git CLI call on a bundle
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingCommit:
+    """One commit a remote or bundle brought, with what it changed against its first parent."""
+
+    info: CommitInfo
+    change: Change  # against the first parent (against an empty tree for a root commit)
+    paths: Mapping[str, int]  # every file of its tree -> mode, for rules that need the whole tree
+
+
+def token_from_env(env: Mapping[str, str] | None = None) -> str | None:
+    """The token for pushes and API calls: GITHUB_TOKEN, else GH_TOKEN (as `gh` reads them)."""
+    env = os.environ if env is None else env
+    return next((env[name] for name in TOKEN_VARIABLES if env.get(name)), None)
+
+
+class _Callbacks(pygit2.RemoteCallbacks):
+    """Token credentials for https, and the refs a push was refused for."""
+
+    def __init__(self, token: str | None) -> None:
+        super().__init__()
+        self._token = token
+        self._asked = 0
+        self.refused: dict[str, str] = {}
+
+    def credentials(
+        self, url: str, username_from_url: str | None, allowed_types: CredentialType
+    ) -> pygit2.UserPass:
+        self._asked += 1
+        if self._token is None:
+            raise UserError(
+                f"{url} asks for credentials: set GITHUB_TOKEN (or GH_TOKEN) to a token that "
+                "may push"
+            )
+        if self._asked > 1 or not allowed_types & CredentialType.USERPASS_PLAINTEXT:
+            # libgit2 asks again after a refusal; answering the same forever would loop.
+            raise UserError(f"{url} refused the token in GITHUB_TOKEN/GH_TOKEN")
+        return pygit2.UserPass(TOKEN_USER, self._token)
+
+    def push_update_reference(self, refname: str, message: str | None) -> None:
+        if message is not None:
+            self.refused[refname] = message
+
+
+def push(
+    repo: Repo, remote: str, branches: Sequence[str], *, token: str | None = None
+) -> list[str]:
+    """Push our `branches` to `remote` (a remote's name, a URL or a path); never forced.
+
+    A branch the remote has moved elsewhere is refused rather than overwritten. The token comes
+    from the environment unless given; a local path needs none. Returns the refs pushed.
+    """
+    specs = []
+    for branch in branches:
+        refname = _own_ref(repo, branch)
+        if repo.branch_tip(branch) is None:
+            raise UserError(f"branch {branch} does not exist; nothing was pushed", str(repo.root))
+        specs.append(f"{refname}:{refname}")
+    if not specs:
+        return []
+    callbacks = _Callbacks(token if token is not None else token_from_env())
+    handle = _remote(repo, remote)
+    try:
+        handle.push(specs, callbacks=callbacks)
+    except pygit2.GitError as err:
+        raise UserError(f"push to {_show_url(handle)} failed: {err}", str(repo.root)) from err
+    if callbacks.refused:
+        refused = "; ".join(f"{ref}: {why}" for ref, why in sorted(callbacks.refused.items()))
+        raise UserError(f"{_show_url(handle)} refused the push ({refused})", str(repo.root))
+    return [spec.split(":", 1)[0] for spec in specs]
+
+
+def fetch_autonomous(repo: Repo, remote: str = "origin", *, token: str | None = None) -> None:
+    """Update `refs/remotes/<remote>/autonomous/*` as `git fetch --prune` would; nothing else.
+
+    Pruning matters: a branch deleted after its pull request was merged no longer awaits review.
+    """
+    if remote not in repo._repo.remotes.names():
+        raise UserError(f"no remote named {remote!r} (see `git remote -v`)", str(repo.root))
+    spec = f"+{OWN_PREFIX}*:refs/remotes/{remote}/autonomous/*"
+    callbacks = _Callbacks(token if token is not None else token_from_env())
+    try:
+        repo._repo.remotes[remote].fetch([spec], callbacks=callbacks, prune=FetchPrune.PRUNE)
+    except pygit2.GitError as err:
+        raise UserError(f"fetch from {remote} failed: {err}", str(repo.root)) from err
+
+
+def remote_branches(repo: Repo, remote: str = "origin") -> dict[str, str]:
+    """The remote's autonomous branches as last fetched (`autonomous/x` -> tip), sorted."""
+    prefix = f"refs/remotes/{remote}/autonomous/"
+    tips: dict[str, str] = {}
+    for refname in repo._repo.references:
+        if refname.startswith(prefix):
+            ref = repo._repo.references[refname]
+            if ref.type == ReferenceType.DIRECT:
+                tips[f"autonomous/{refname.removeprefix(prefix)}"] = str(ref.target)
+    return dict(sorted(tips.items()))
+
+
+def remote_task_ids(
+    repo: Repo, remote: str = "origin", *, base: str | None = None, skip: Iterable[str] = ()
+) -> dict[str, str]:
+    """Task id -> remote branch, for each task committed on a remote autonomous branch that is
+    not merged into `base` (default: HEAD): results that already await review there.
+
+    Reads the `Task-Id:` trailers of the commits the branch adds; `skip` names branches to leave
+    out (the memory branch, which holds no task commits, always is).
+    """
+    base_commit = repo.resolve_commit(base or "HEAD")
+    left_out = {"autonomous/memory", *skip}
+    found: dict[str, str] = {}
+    for branch, tip in remote_branches(repo, remote).items():
+        if branch in left_out or repo.is_merged(tip, base_commit):
+            continue
+        for commit in repo.commits_between(tip, base_commit):
+            task_id = commit.trailers.get("Task-Id")
+            if task_id:
+                found.setdefault(task_id, branch)
+    return found
+
+
+def adopt_remote_branch(repo: Repo, remote: str, branch: str) -> str:
+    """Bring our local `branch` up to the remote's, for a fresh clone that only has `origin/...`.
+
+    Returns what happened: "absent" (no such remote branch), "created", "fast-forwarded",
+    "kept" (local already has it all) or "diverged" (both moved; left as it was).
+    """
+    _own_ref(repo, branch)
+    remote_ref = repo._repo.references.get(f"refs/remotes/{remote}/{branch}")
+    if remote_ref is None:
+        return "absent"
+    theirs = str(remote_ref.peel(pygit2.Commit).id)
+    ours = repo.branch_tip(branch)
+    if ours is None:
+        repo.create_branch(branch, theirs)
+        return "created"
+    if repo.is_merged(theirs, ours):
+        return "kept"
+    if not repo.is_merged(ours, theirs):
+        return "diverged"
+    move_branch(repo, branch, theirs, expected=ours)
+    return "fast-forwarded"
+
+
+def move_branch(repo: Repo, branch: str, target: str, *, expected: str) -> None:
+    """Point our `branch` at `target` only if it still points at `expected` (compare-and-swap)."""
+    refname = _own_ref(repo, branch)
+    if repo._checked_out(refname):
+        raise UserError(f"{refname} is checked out; refusing to move it", str(repo.root))
+    ref = repo._repo.references.get(refname)
+    if ref is None or str(repo._direct_target(ref)) != expected:
+        raise RefMovedError(f"branch {branch} is no longer at {expected}; left as it is")
+    oid = repo._commit(target).id
+    try:
+        ref.set_target(oid, f"gitops-agent: {branch} moved to {str(oid)[:12]}")
+    except pygit2.GitError as err:
+        raise RefMovedError(f"{refname} changed while moving it; left as it is") from err
+
+
+# -- bundles (git CLI) ---------------------------------------------------------------------
+
+
+def create_bundle(repo: Repo, path: Path, branches: Sequence[str]) -> list[str]:
+    """Write our `branches` to a git bundle at `path`, leaving out what the remotes already have.
+
+    A branch with nothing new is left out; when none has anything new, no file is written.
+    Returns the branches the bundle carries.
+    """
+    known = [
+        ref.peel(pygit2.Commit).id
+        for name in repo._repo.references
+        if name.startswith("refs/remotes/")
+        and (ref := repo._repo.references[name]).type == ReferenceType.DIRECT
+    ]
+    carried = []
+    for branch in branches:
+        _own_ref(repo, branch)
+        tip = repo.branch_tip(branch)
+        if tip is None:
+            raise UserError(f"branch {branch} does not exist", str(repo.root))
+        oid = pygit2.Oid(hex=tip)
+        if not any(k == oid or repo._repo.descendant_of(k, oid) for k in known):
+            carried.append(branch)
+    if not carried:
+        return []
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(f".{path.name}.partial")
+    refs = [f"refs/heads/{b}" for b in carried]
+    _git(repo.root, "bundle", "create", "--quiet", str(partial), *refs, "--not", "--remotes")
+    os.replace(partial, path)
+    return carried
+
+
+def bundle_heads(repo: Repo, path: Path) -> dict[str, str]:
+    """The refs a bundle carries (refname -> id), once git confirmed this repository has every
+    commit it builds on; a bundle that needs more is a UserError."""
+    if not path.is_file():
+        raise UserError("no such bundle", str(path))
+    verified = _git(repo.root, "bundle", "verify", "--quiet", str(path), check=False)
+    if verified.returncode != 0:
+        detail = verified.stderr.strip().splitlines()
+        raise UserError(
+            "not a bundle this repository can read"
+            + (f": {detail[-1]}" if detail else "")
+            + " (is the base branch fetched in full? use fetch-depth: 0)",
+            str(path),
+        )
+    heads: dict[str, str] = {}
+    for line in _git(repo.root, "bundle", "list-heads", str(path)).stdout.splitlines():
+        oid, _, refname = line.partition(" ")
+        if refname in heads and heads[refname] != oid:
+            raise UserError(f"the bundle names {refname} twice", str(path))
+        heads[refname] = oid
+    return heads
+
+
+def fetch_bundle(repo: Repo, path: Path, heads: Mapping[str, str]) -> None:
+    """Bring the objects of a bundle's `heads` into the repository, every object checked (fsck).
+
+    No ref is left behind: the ones a fetch needs are made under refs/gitops-agent/incoming/ and
+    deleted at once. Objects nothing points to are git's to collect later.
+    """
+    specs = [f"{ref}:{INCOMING_PREFIX}{n}" for n, ref in enumerate(sorted(heads))]
+    try:
+        result = _git(
+            repo.root,
+            *("-c", "transfer.fsckObjects=true", "-c", "core.hooksPath=/dev/null"),
+            *("fetch", "--quiet", "--no-tags", "--no-write-fetch-head", "--no-auto-gc"),
+            *("--no-recurse-submodules", "--no-show-forced-updates", str(path.resolve())),
+            *specs,
+            check=False,
+        )
+        if result.returncode != 0:
+            detail = result.stderr.strip().splitlines()
+            raise UserError(
+                "the bundle's objects were refused" + (f": {detail[-1]}" if detail else ""),
+                str(path),
+            )
+    finally:
+        for name in list(repo._repo.references):
+            if name.startswith(INCOMING_PREFIX):
+                repo._repo.references.delete(name)
+    for refname, oid in heads.items():
+        if pygit2.Oid(hex=oid) not in repo._repo.odb:
+            raise UserError(f"the bundle lacks the commit {refname} points to", str(path))
+
+
+def incoming_commits(repo: Repo, tip: str, known: Sequence[str]) -> list[IncomingCommit]:
+    """Commits reachable from `tip` but from none of the `known` commits, oldest first."""
+    raw = repo._repo
+    infos = _walk(repo, tip, known)
+    result = []
+    for info in reversed(infos):
+        commit = raw[info.id].peel(pygit2.Commit)
+        old = commit.parents[0].tree if commit.parents else raw[raw.TreeBuilder().write()]
+        new = commit.tree
+        change = Change(
+            base=info.parents[0] if info.parents else "",
+            tree=str(new.id),
+            files=_file_changes(raw, old.peel(pygit2.Tree), new),
+        )
+        result.append(IncomingCommit(info, change, _tree_paths(new)))
+    return result
+
+
+def merge_is_clean_of(repo: Repo, commit: str) -> bool:
+    """Whether a two-parent commit's tree is exactly what merging its parents gives: a merge
+    that adds nothing of its own."""
+    raw = repo._repo
+    found = raw[commit].peel(pygit2.Commit)
+    if len(found.parents) != 2:
+        return False
+    index = raw.merge_commits(found.parents[0], found.parents[1])
+    if index.conflicts is not None:
+        return False
+    return index.write_tree(raw) == found.tree_id
+
+
+# -- internals -------------------------------------------------------------------------------
+
+
+def remote_url(repo: Repo, remote: str) -> str | None:
+    """The URL of a configured remote (its push URL when set), or None when there is none."""
+    if remote not in repo._repo.remotes.names():
+        return None
+    handle = repo._repo.remotes[remote]
+    url = handle.push_url or handle.url
+    return None if url is None else str(url)
+
+
+def _own_ref(repo: Repo, branch: str) -> str:
+    return repo._own_branch_ref(branch)
+
+
+def _remote(repo: Repo, remote: str) -> pygit2.Remote:
+    if remote in repo._repo.remotes.names():
+        return repo._repo.remotes[remote]
+    if "://" not in remote and not remote.startswith("git@"):
+        path = Path(remote)
+        if not path.exists():
+            raise UserError("no such remote: neither a remote's name nor a path", remote)
+        remote = str(path.resolve())
+    return repo._repo.remotes.create_anonymous(remote)
+
+
+def _show_url(remote: pygit2.Remote) -> str:
+    url = remote.push_url or remote.url or "the remote"
+    # A URL may carry a token (https://x:TOKEN@host/...): show only the host and path.
+    if "@" in url and "://" in url:
+        scheme, rest = url.split("://", 1)
+        url = f"{scheme}://{rest.split('@', 1)[1]}"
+    return url
+
+
+def _walk(repo: Repo, tip: str, known: Sequence[str]) -> list[CommitInfo]:
+    walker = repo._repo.walk(repo._commit(tip).id, SortMode.TOPOLOGICAL | SortMode.TIME)
+    for commit in known:
+        walker.hide(repo._commit(commit).id)
+    return [
+        CommitInfo(
+            id=str(c.id),
+            message=c.message,
+            trailers=dict(c.message_trailers),
+            parents=tuple(str(p) for p in c.parent_ids),
+        )
+        for c in walker
+    ]
+
+
+def _tree_paths(tree: pygit2.Tree, prefix: str = "") -> dict[str, int]:
+    paths: dict[str, int] = {}
+    for entry in tree:
+        path = f"{prefix}{entry.name}"
+        if entry.filemode == FileMode.TREE:
+            paths.update(_tree_paths(entry.peel(pygit2.Tree), f"{path}/"))
+        else:
+            paths[path] = int(entry.filemode)
+    return paths
+
+
+def _git(
+    cwd: Path, *args: str, check: bool = True, timeout: float = GIT_TIMEOUT
+) -> subprocess.CompletedProcess[str]:
+    git = shutil.which("git")
+    if git is None:
+        raise UserError("the git command is needed to read and write bundles; install git")
+    env = {**os.environ, "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    try:
+        result = subprocess.run(
+            [git, *args],
+            cwd=cwd,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            stdin=subprocess.DEVNULL,
+        )
+    except subprocess.TimeoutExpired as err:
+        raise UserError(f"git {args[0]} took over {timeout:.0f} s; stopped", str(cwd)) from err
+    if check and result.returncode != 0:
+        raise UserError(f"git {' '.join(args[:2])} failed: {result.stderr.strip()}", str(cwd))
+    return result
