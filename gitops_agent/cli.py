@@ -118,17 +118,39 @@ def run(
         typer.Option("--task", help="Run only this task (repeat for more)."),
     ] = None,
     agent_command: AgentOption = None,
+    push: Annotated[
+        bool,
+        typer.Option(
+            "--push",
+            help="Push the session and memory branches to origin and open or update the "
+            "session's pull request (on GitHub).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Run the eligible tasks as one session on a new autonomous/<session> branch."""
-    from gitops_agent.console import ConsoleListener, show_run
+    from gitops_agent.console import ConsoleListener, err, show_run
     from gitops_agent.session import RunOptions, run_session
 
     options = RunOptions(repo, plan, constraints, tuple(task or ()), agent_command)
     result = run_session(options, ConsoleListener())
     show_run(result)
+    data = result.to_contract()
+    if push:
+        from gitops_agent.commands.publish import publish
+
+        body = Path(result.pr_body) if result.pr_body else None
+        published = publish(
+            repo, branch=result.branch, body_file=body, plan=plan, constraints=constraints,
+            require_github=False,
+        )
+        err.print(f"Pushed: {', '.join(published.pushed) or 'nothing'}")
+        if published.pull is not None:
+            err.print(f"Pull request: {published.pull.url}")
+        data["pushed"] = list(published.pushed)
+        data["pull_request"] = published.pull.url if published.pull else None
     if as_json:
-        print(json.dumps(result.to_contract(), ensure_ascii=False))
+        print(json.dumps(data, ensure_ascii=False))
 
 
 @app.command()
@@ -230,7 +252,8 @@ def plan_tasks(
     ] = False,
 ) -> None:
     """The tasks the next run would take, in plan order (one per line, or as a matrix)."""
-    from gitops_agent.commands.matrix import load_base, matrix
+    from gitops_agent.commands.matrix import matrix
+    from gitops_agent.project import load_base
 
     found = matrix(load_base(repo, plan, constraints), agent_command)
     if as_matrix:

@@ -119,3 +119,46 @@ def _inside(path: Path, root: Path, option: str) -> str:
         return path.resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         raise UserError(f"must be inside the repository {root} ({option})", str(path)) from None
+
+
+@dataclass(frozen=True, slots=True)
+class Base:
+    """The branch a run starts from, and the plan and constraints committed on it."""
+
+    repo: Repo
+    branch: str
+    commit: str
+    project: Project
+
+
+def load_base(
+    repo_dir: Path | None, plan: Path | None = None, constraints: Path | None = None
+) -> Base:
+    """The base as `run` picks it: the plan's `base:` setting, else the branch HEAD names."""
+    return base_of(Repo.open(find_root(repo_dir)), plan, constraints)
+
+
+def base_of(repo: Repo, plan: Path | None = None, constraints: Path | None = None) -> Base:
+    branch = repo.head_branch()
+    tip = None if branch is None else repo.branch_tip(branch)
+    if branch is None or tip is None:
+        raise UserError(
+            "HEAD is detached or has no commit; check out the base branch, whose plan names "
+            "the base",
+            str(repo.root),
+        )
+    project = load_project_at(repo, tip, branch, plan, constraints)
+    wanted = project.plan.settings.base
+    if wanted is not None and wanted != branch:
+        # The plan names another base: that branch's plan and rules are the ones obeyed.
+        wanted_tip = repo.branch_tip(wanted)
+        if wanted_tip is None:
+            line = project.plan.settings.line_of("base")
+            raise UserError(
+                f"the plan names base `{wanted}`, which is not a branch here",
+                project.plan.path,
+                line,
+            )
+        branch, tip = wanted, wanted_tip
+        project = load_project_at(repo, tip, branch, plan, constraints)
+    return Base(repo, branch, tip, project)

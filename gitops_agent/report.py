@@ -21,7 +21,7 @@ from gitops_agent.errors import UserError
 from gitops_agent.git import Repo
 from gitops_agent.memory import load_sessions, zone_of
 from gitops_agent.plan import Queue
-from gitops_agent.project import Project, load_project_at
+from gitops_agent.project import Project, base_of
 from gitops_agent.render import duration, localtime, parse_time, render
 from gitops_agent.results import Outcome, SessionResult, TaskResult
 from gitops_agent.review import Awaiting, awaiting_review
@@ -212,24 +212,15 @@ def load_at_base(repo: Repo, plan: Path | None = None, constraints: Path | None 
 
     A plan that does not load is a finding to report, unless a path was given explicitly.
     """
-    base = repo.head_branch()
-    tip = None if base is None else repo.branch_tip(base)
-    if base is None or tip is None:
-        return BaseView(None, base, None, "HEAD is detached or has no commit; no plan to read.")
     try:
-        project = load_project_at(repo, tip, base, plan, constraints)
-        wanted = project.plan.settings.base
-        if wanted is not None and wanted != base:
-            wanted_tip = repo.branch_tip(wanted)
-            if wanted_tip is None:
-                raise UserError(f"the plan names base `{wanted}`, which does not exist")
-            base, tip = wanted, wanted_tip
-            project = load_project_at(repo, tip, base, plan, constraints)
+        base = base_of(repo, plan, constraints)
     except UserError as err:
         if plan is not None or constraints is not None:
             raise
-        return BaseView(None, base, tip, f"The plan does not load: {err}")
-    return BaseView(project, base, tip, None)
+        branch = repo.head_branch()
+        tip = None if branch is None else repo.branch_tip(branch)
+        return BaseView(None, branch, tip, f"The plan does not load: {err}")
+    return BaseView(base.project, base.branch, base.commit, None)
 
 
 def gather(

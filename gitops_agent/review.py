@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from gitops_agent.git import Repo
+from gitops_agent.git.remote import DEFAULT_REMOTE, remote_branches
 from gitops_agent.results import MEMORY_BRANCH
 
 
@@ -45,10 +46,28 @@ def awaiting_review(repo: Repo, base_commit: str | None) -> list[Awaiting]:
     return found
 
 
-def tasks_awaiting_review(repo: Repo, base_commit: str) -> dict[str, Awaiting]:
-    """Task id -> the branch its committed result waits on (the first branch, by name)."""
+def remote_awaiting_review(repo: Repo, base_commit: str, remote: str) -> list[Awaiting]:
+    """The same for the remote's autonomous branches as last fetched (`origin/autonomous/x`).
+
+    A fresh clone (every scheduled run) has only these: they are how it knows what awaits review.
+    """
+    found: list[Awaiting] = []
+    for branch, tip in remote_branches(repo, remote).items():
+        if branch == MEMORY_BRANCH or repo.is_merged(tip, base_commit):
+            continue
+        commits = repo.commits_between(tip, base_commit)
+        ids = [c.trailers["Task-Id"] for c in reversed(commits) if c.trailers.get("Task-Id")]
+        found.append(Awaiting(f"{remote}/{branch}", tip, tuple(dict.fromkeys(ids)), len(commits)))
+    return found
+
+
+def tasks_awaiting_review(
+    repo: Repo, base_commit: str, remote: str = DEFAULT_REMOTE
+) -> dict[str, Awaiting]:
+    """Task id -> the branch its committed result waits on: local branches first, by name."""
     found: dict[str, Awaiting] = {}
-    for waiting in sorted(awaiting_review(repo, base_commit), key=lambda a: a.branch):
+    local = sorted(awaiting_review(repo, base_commit), key=lambda a: a.branch)
+    for waiting in [*local, *remote_awaiting_review(repo, base_commit, remote)]:
         for task_id in waiting.tasks:
             found.setdefault(task_id, waiting)
     return found

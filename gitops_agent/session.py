@@ -24,13 +24,14 @@ from gitops_agent.errors import UserError
 from gitops_agent.files import decode, write_atomic
 from gitops_agent.gate import resolve_gate, run_gate
 from gitops_agent.git import Checkout, Repo
+from gitops_agent.git.remote import DEFAULT_REMOTE, adopt_remote_branch, remote_url
 from gitops_agent.memory import record_session
 from gitops_agent.notify import notify, notify_urls, session_notification
 from gitops_agent.plan import Task, set_status
 from gitops_agent.policy.inspect import inspect_change
-from gitops_agent.project import find_root, load_project_at
+from gitops_agent.project import base_of, find_root
 from gitops_agent.render import render
-from gitops_agent.results import Outcome, SessionResult, TaskResult
+from gitops_agent.results import MEMORY_BRANCH, Outcome, SessionResult, TaskResult
 from gitops_agent.review import tasks_awaiting_review
 from gitops_agent.runstate import RunState, run_lock
 
@@ -96,17 +97,17 @@ class _Session:
         started_at = datetime.now(UTC)
         self.session = new_session_id(started_at)
         self.branch = f"{BRANCH_PREFIX}{self.session}"
-        base = self._base_branch()
-        base_commit = self.repo.resolve_commit(base)
-        project = load_project_at(
-            self.repo, base_commit, base, self.options.plan, self.options.constraints
-        )
-        wanted_base = project.plan.settings.base
-        if wanted_base is not None and wanted_base != base:
-            # The plan names another base: that branch's plan and rules are the ones obeyed.
-            base, base_commit = wanted_base, self.repo.resolve_commit(wanted_base)
-            project = load_project_at(
-                self.repo, base_commit, base, self.options.plan, self.options.constraints
+        chosen = base_of(self.repo, self.options.plan, self.options.constraints)
+        project, base, base_commit = chosen.project, chosen.branch, chosen.commit
+        # A fresh clone (every scheduled run) continues the remote's memory branch.
+        has_remote = remote_url(self.repo, DEFAULT_REMOTE) is not None
+        if (
+            has_remote
+            and adopt_remote_branch(self.repo, DEFAULT_REMOTE, MEMORY_BRANCH) == "diverged"
+        ):
+            self.listener.note(
+                f"{MEMORY_BRANCH} and {DEFAULT_REMOTE}/{MEMORY_BRANCH} have diverged; "
+                "this session appends to the local one."
             )
         for note in project.notes:
             self.listener.note(note)
@@ -145,15 +146,6 @@ class _Session:
         return result
 
     # -- choosing the tasks ------------------------------------------------------------------
-
-    def _base_branch(self) -> str:
-        head = self.repo.head_branch()
-        if head is None:
-            raise UserError(
-                "HEAD is detached; check out the base branch, whose plan names the base",
-                str(self.repo.root),
-            )
-        return head
 
     def _queue(self) -> list[Task]:
         """Record blocked and skipped tasks; return the ones to run, in plan order."""

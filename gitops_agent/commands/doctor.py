@@ -17,12 +17,12 @@ from typing import Any
 
 from gitops_agent.agents import resolve_agent
 from gitops_agent.commands.github_init import WORKFLOW_PATH, agent_setup
-from gitops_agent.commands.matrix import Base, load_base
 from gitops_agent.errors import UserError
 from gitops_agent.gate import resolve_gate, run_gate
 from gitops_agent.git import Checkout
 from gitops_agent.git.remote import token_from_env
 from gitops_agent.github import GitHub, GitHubError
+from gitops_agent.project import Base, load_base
 
 
 class Status(enum.Enum):

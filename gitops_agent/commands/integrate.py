@@ -15,12 +15,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from gitops_agent.commands.matrix import Base, load_base
 from gitops_agent.errors import UserError
 from gitops_agent.files import write_atomic
 from gitops_agent.gate import Gate, GateResult, resolve_gate, run_gate
 from gitops_agent.git import Checkout
 from gitops_agent.git.merge import commit_merge, merge
+from gitops_agent.project import Base, load_base
 from gitops_agent.render import render
 from gitops_agent.results import MEMORY_BRANCH
 from gitops_agent.session import STATE_DIR, new_session_id

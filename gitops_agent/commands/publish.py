@@ -7,16 +7,17 @@ memory branch is pushed, so the next run (in a fresh clone) knows what happened.
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from gitops_agent.commands.bundle import BODY_FILE, RESULT_FILE, read_result
-from gitops_agent.commands.matrix import DEFAULT_REMOTE, load_base
 from gitops_agent.errors import UserError
 from gitops_agent.files import read_text
-from gitops_agent.git.remote import push, remote_url
+from gitops_agent.git.remote import DEFAULT_REMOTE, push, remote_url
 from gitops_agent.github import GitHub, PullRequest
+from gitops_agent.project import load_base
 from gitops_agent.render import render
 from gitops_agent.results import MEMORY_BRANCH
 
@@ -52,6 +53,7 @@ def publish(
     repository: str | None = None,
     plan: Path | None = None,
     constraints: Path | None = None,
+    require_github: bool = True,
 ) -> Publication:
     """Push the result's branch and the memory branch to `remote`; open or update the PR.
 
@@ -79,7 +81,10 @@ def publish(
         body = read_text(body_file, str(body_file))
     else:
         body = render("integration-pr.md.j2", branch=branch, base=base.branch, tasks=tasks)
-    github = GitHub.from_env(repository or repository_from_url(remote_url(repo, remote)))
+    repository = repository or repository_from_url(remote_url(repo, remote))
+    if repository is None and not os.environ.get("GITHUB_REPOSITORY") and not require_github:
+        return Publication(tuple(pushed), None, False, ())  # not on GitHub: pushed only
+    github = GitHub.from_env(repository)
     published = github.open_or_update_pull(branch, base.branch, _title(tasks, branch), body)
     labels = github.add_labels(published.pull.number, LABELS)
     return Publication(tuple(pushed), published.pull, published.created, tuple(labels))

@@ -18,13 +18,13 @@ from pathlib import Path
 from gitops_agent.change import Change, FileStatus
 from gitops_agent.commands.bundle import BUNDLE_FILE
 from gitops_agent.commands.check import Verdict, check
-from gitops_agent.commands.matrix import DEFAULT_REMOTE, Base, load_base
 from gitops_agent.errors import PlanError, UserError
 from gitops_agent.files import decode
 from gitops_agent.gate import resolve_gate
 from gitops_agent.git import Repo
 from gitops_agent.git.merge import commit_merge, merge
 from gitops_agent.git.remote import (
+    DEFAULT_REMOTE,
     IncomingCommit,
     adopt_remote_branch,
     bundle_heads,
@@ -35,6 +35,7 @@ from gitops_agent.git.remote import (
 )
 from gitops_agent.plan import set_status
 from gitops_agent.policy.inspect import inspect_change
+from gitops_agent.project import Base, load_base
 from gitops_agent.results import MEMORY_BRANCH, MEMORY_DIR, SESSIONS_DIR
 
 _HEADS = "refs/heads/"

@@ -28,6 +28,8 @@ TOKEN_USER = "x-access-token"  # what GitHub expects as the user name beside a t
 INCOMING_PREFIX = "refs/gitops-agent/incoming/"  # where a bundle's refs wait while it is checked
 GIT_TIMEOUT = 300.0  # seconds for one git CLI call on a bundle
 
+DEFAULT_REMOTE = "origin"
+
 
 @dataclass(frozen=True, slots=True)
 class IncomingCommit:
