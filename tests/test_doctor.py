@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from test_github import TOKEN, done, serve
+
 from test_run import STAND_INS, make_project, task_block
 
 TASKS = task_block("t1", "Add a", run="touch src/a.py")

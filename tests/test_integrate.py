@@ -15,9 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from test_github import TOKEN, done, serve
-from test_run import make_project, task_block
 
 from conftest import CLI, git
+from test_run import make_project, task_block
 
 TASKS = (
     task_block("t1", "Add a", run="printf 'A = 1\\n' > src/a.py")

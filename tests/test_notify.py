@@ -11,10 +11,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from test_memory import make_session
 
 from gitops_agent.notify import notify, notify_urls, session_notification
 from gitops_agent.results import Outcome, TaskResult
+from test_memory import make_session
 
 NIGHT = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 

@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from test_memory import make_session
 
 from conftest import SEED_CONSTRAINTS, SEED_PLAN, git, make_repo
 from gitops_agent.commands.report import parse_since
@@ -19,6 +18,7 @@ from gitops_agent.git import Repo
 from gitops_agent.memory import record_session
 from gitops_agent.report import Brief, ProblemKind, gather, load_at_base, to_html, to_markdown
 from gitops_agent.results import Outcome, SessionResult, TaskResult
+from test_memory import make_session
 
 CHROMIUM = Path("/usr/bin/chromium")
 

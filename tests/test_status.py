@@ -8,13 +8,13 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from test_memory import make_session
 from test_report import awaiting_branch, seed_repo
 
 from conftest import make_repo
 from gitops_agent.git import Repo
 from gitops_agent.memory import record_session
 from gitops_agent.results import SessionResult
+from test_memory import make_session
 
 WIDE = {"COLUMNS": "200"}
 
