@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pygit2
-from pygit2.enums import CredentialType, FetchPrune, FileMode, ReferenceType, SortMode
+from pygit2.enums import CredentialType, FetchPrune, FileMode, ReferenceType
 
 from gitops_agent.change import Change
 from gitops_agent.errors import UserError
@@ -280,7 +280,7 @@ def fetch_bundle(repo: Repo, path: Path, heads: Mapping[str, str]) -> None:
 def incoming_commits(repo: Repo, tip: str, known: Sequence[str]) -> list[IncomingCommit]:
     """Commits reachable from `tip` but from none of the `known` commits, oldest first."""
     raw = repo._repo
-    infos = _walk(repo, tip, known)
+    infos = repo.commits_between(tip, known)
     result = []
     for info in reversed(infos):
         commit = raw[info.id].peel(pygit2.Commit)
@@ -342,21 +342,6 @@ def _show_url(remote: pygit2.Remote) -> str:
         scheme, rest = url.split("://", 1)
         url = f"{scheme}://{rest.split('@', 1)[1]}"
     return url
-
-
-def _walk(repo: Repo, tip: str, known: Sequence[str]) -> list[CommitInfo]:
-    walker = repo._repo.walk(repo._commit(tip).id, SortMode.TOPOLOGICAL | SortMode.TIME)
-    for commit in known:
-        walker.hide(repo._commit(commit).id)
-    return [
-        CommitInfo(
-            id=str(c.id),
-            message=c.message,
-            trailers=dict(c.message_trailers),
-            parents=tuple(str(p) for p in c.parent_ids),
-        )
-        for c in walker
-    ]
 
 
 def _tree_paths(tree: pygit2.Tree, prefix: str = "") -> dict[str, int]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import EllipsisType, MappingProxyType
@@ -153,10 +153,11 @@ class Repo:
         oid, into_oid = self._commit(commit).id, self._commit(into).id
         return oid == into_oid or self._repo.descendant_of(into_oid, oid)
 
-    def commits_between(self, tip: str, base: str) -> list[CommitInfo]:
-        """Commits reachable from `tip` but not from `base`, newest first."""
+    def commits_between(self, tip: str, base: str | Sequence[str]) -> list[CommitInfo]:
+        """Commits reachable from `tip` but from no `base` commit (one or several), newest first."""
         walker = self._repo.walk(self._commit(tip).id, SortMode.TOPOLOGICAL | SortMode.TIME)
-        walker.hide(self._commit(base).id)
+        for known in [base] if isinstance(base, str) else base:
+            walker.hide(self._commit(known).id)
         return [
             CommitInfo(
                 id=str(c.id),
