@@ -141,7 +141,11 @@ def run(
 
         body = Path(result.pr_body) if result.pr_body else None
         published = publish(
-            repo, branch=result.branch, body_file=body, plan=plan, constraints=constraints,
+            repo,
+            branch=result.branch,
+            body_file=body,
+            plan=plan,
+            constraints=constraints,
             require_github=False,
         )
         err.print(f"Pushed: {', '.join(published.pushed) or 'nothing'}")

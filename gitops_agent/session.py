@@ -25,11 +25,19 @@ from gitops_agent.files import decode, write_atomic
 from gitops_agent.gate import resolve_gate, run_gate
 from gitops_agent.git import Checkout, Repo
 from gitops_agent.git.remote import DEFAULT_REMOTE, adopt_remote_branch, remote_url
+from gitops_agent.github import PullRequest
 from gitops_agent.memory import record_session
 from gitops_agent.notify import notify, notify_urls, session_notification
-from gitops_agent.plan import Task, set_status
+from gitops_agent.plan import Queue, Task, set_status
 from gitops_agent.policy.inspect import inspect_change
 from gitops_agent.project import base_of, find_root
+from gitops_agent.rejected import (
+    NEEDS_HUMAN,
+    STATUS_TRAILER,
+    marked_awaiting_review,
+    rejected_tasks,
+    status_trailer,
+)
 from gitops_agent.render import render
 from gitops_agent.results import MEMORY_BRANCH, Outcome, SessionResult, TaskResult
 from gitops_agent.review import tasks_awaiting_review
@@ -118,6 +126,7 @@ class _Session:
         self.gate = resolve_gate(self.repo, base_commit, project.plan.settings)
         self.tip = base_commit
         self.branch_made = False
+        self.marked: dict[str, str] | None = None  # task -> branch marking it NEEDS_HUMAN
         self.stopped: str | None = None
         self.gate_failed_on_base = False
         self.run_state = RunState(self.state_dir, self.session)
@@ -155,20 +164,29 @@ class _Session:
         for task_id in self.options.task_ids:
             if task_id not in known:
                 raise UserError(f"no task `{task_id}` in the plan (--task)", self.project.plan.path)
+        # Tasks named with --task whatever their queue; otherwise the Ready ones not yet done.
+        considered = [
+            v
+            for v in verdicts
+            if (
+                v.task.id in wanted
+                if wanted
+                else v.task.queue is Queue.READY and v.task.status != "DONE"
+            )
+        ]
         awaiting = tasks_awaiting_review(self.repo, self.base_commit)
+        # Eligible means READY under the Ready heading: never DONE (merged) on the base.
+        rejected = self._rejected([v.task.id for v in considered if v.eligible])
         queue: list[Task] = []
-        for verdict in verdicts:
+        for verdict in considered:
             task = verdict.task
-            if wanted and task.id not in wanted:
-                continue
-            if not wanted and (task.queue is None or task.queue.value != "ready"):
-                continue
-            if not wanted and task.status == "DONE":
-                continue
+            waiting = awaiting.get(task.id)
+            pull = rejected.get(task.id)
             if not verdict.eligible:
                 self._record(task, Outcome.BLOCKED, " ".join(verdict.reasons))
-            elif task.id in awaiting:
-                waiting = awaiting[task.id]
+            elif pull is not None and (waiting is None or _left_behind(waiting.branch, pull)):
+                self._mark_needs_human(task, pull)
+            elif waiting is not None:
                 self._record(
                     task,
                     Outcome.SKIPPED,
@@ -194,6 +212,50 @@ class _Session:
                 )
             return []
         return queue
+
+    def _rejected(self, task_ids: list[str]) -> dict[str, PullRequest]:
+        """Which of these tasks a person rejected on GitHub. Not on GitHub or no token: nothing is
+        asked, silently (`doctor` covers that); a failure to ask is a note, never the end."""
+        try:
+            return rejected_tasks(self.repo, task_ids)
+        except (UserError, ValueError) as err:  # ValueError: an answer that is not JSON
+            self.listener.note(
+                "The session goes on without knowing which pull requests were closed without "
+                f"merging, because GitHub could not be asked ({err})."
+            )
+            return {}
+
+    def _mark_needs_human(self, task: Task, pull: PullRequest) -> None:
+        """Block the task, and (unless an unmerged branch does already) commit its status set to
+        NEEDS_HUMAN, so that merging the session's pull request takes it out of the queue."""
+        if self.marked is None:
+            self.marked = marked_awaiting_review(self.repo, self.base_commit)
+        if task.id not in self.marked:
+            plan_rel = self.project.plan.path
+            data = self.repo.read_blob(self.tip, plan_rel)
+            assert data is not None  # the session's plan was read from the base
+            updated = set_status(decode(data, plan_rel), task.id, NEEDS_HUMAN, plan_rel)
+            tree = self.repo.replace_in_tree(self.tip, {plan_rel: updated.encode()})
+            message = (
+                f"Mark {task.id} as needing a person\n\n"
+                f"Its pull request #{pull.number} ({pull.url}) was closed without merging, so "
+                f"it is not run again. Merging this sets its status in {plan_rel} to "
+                f"{NEEDS_HUMAN}."
+            )
+            trailers = {
+                STATUS_TRAILER: status_trailer(task.id),
+                "Session": self.session,
+                "Gitops-Agent-Version": __version__,
+            }
+            self._ensure_branch()
+            self.tip = self.repo.commit_tree(self.branch, tree, self.tip, message, trailers)
+            self.marked[task.id] = self.branch
+        self._record(
+            task,
+            Outcome.BLOCKED,
+            f"Its pull request #{pull.number} was closed without merging; a person must decide "
+            f"what to do with it (its status is set to {NEEDS_HUMAN}).",
+        )
 
     # -- running them ------------------------------------------------------------------------
 
@@ -397,10 +459,13 @@ class _Session:
         tree = self.repo.replace_in_tree(change.tree, {plan_rel: updated})
         return "", (), tree, tuple(f.path for f in change.files)
 
-    def _commit(self, task: Task, tree: str) -> str:
+    def _ensure_branch(self) -> None:
         if not self.branch_made:
             self.repo.create_branch(self.branch, self.base_commit)
             self.branch_made = True
+
+    def _commit(self, task: Task, tree: str) -> str:
+        self._ensure_branch()
         agent = "shell" if task.run is not None else (self.agent.name if self.agent else "shell")
         message = f"{task.title}\n\nTask {task.id} of {self.project.plan.path}, done unattended."
         commit = self.repo.commit_tree(
@@ -463,6 +528,12 @@ def _require_executable(agent: AgentSpec, path: str | None, line: int | None) ->
             path,
             line,
         )
+
+
+def _left_behind(branch: str, pull: PullRequest) -> bool:
+    """Whether `branch` (ours, or the remote's) is the head of the closed pull request: then
+    what it holds was rejected rather than awaiting review."""
+    return branch.removeprefix(f"{DEFAULT_REMOTE}/") == pull.head
 
 
 def _feedback(attempt: int, failure: str, violations: tuple[str, ...], output: str) -> str:

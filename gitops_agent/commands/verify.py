@@ -5,6 +5,9 @@ The job that ran the agent could have been led to change anything it uploads, so
 is judged again against the base branch's plan and constraints, as `run` judged it:
 - a task commit names an eligible task (`Task-Id:`), passes every post-flight rule, and changes
   the plan only by setting that task's status to DONE;
+- a status commit (`Task-Status: <id> NEEDS_HUMAN`, for a task whose pull request was closed
+  unmerged) names an eligible task and changes nothing but that task's status line, to
+  NEEDS_HUMAN;
 - a merge commit (from `integrate`) adds nothing of its own to the clean merge of its parents;
 - the memory branch holds nothing but plain files under memory/ and state/.
 Only when all of it holds are the branches created here (the memory branch joined with ours).
@@ -36,6 +39,7 @@ from gitops_agent.git.remote import (
 from gitops_agent.plan import set_status
 from gitops_agent.policy.inspect import inspect_change
 from gitops_agent.project import Base, load_base
+from gitops_agent.rejected import NEEDS_HUMAN, STATUS_TRAILER, parse_status_trailer
 from gitops_agent.results import MEMORY_BRANCH, MEMORY_DIR, SESSIONS_DIR
 
 _HEADS = "refs/heads/"
@@ -136,6 +140,7 @@ def _work_problems(base: Base, verdicts: dict[str, Verdict], branch: str, tip: s
     protected = (*project.protected_paths, *(gate.paths if gate is not None else ()))
     problems: list[str] = []
     done: dict[str, str] = {}
+    marked: dict[str, str] = {}  # task -> the status commit that set it NEEDS_HUMAN
     for commit in incoming_commits(repo, tip, [base.commit]):
         short = f"{branch} {commit.info.id[:12]}"
         parents = len(commit.info.parents)
@@ -147,6 +152,15 @@ def _work_problems(base: Base, verdicts: dict[str, Verdict], branch: str, tip: s
             problems.append(f"{short}: has {parents} parents; task commits have one")
             continue
         task_id = commit.info.trailers.get("Task-Id")
+        if STATUS_TRAILER in commit.info.trailers:
+            problem, marked_id = _status_problem(repo, verdicts, commit, project.plan.path)
+            if problem:
+                problems.append(f"{short}: {problem}")
+            elif marked_id in done or marked_id in marked:
+                problems.append(f"{short}: task `{marked_id}` has an earlier commit here already")
+            else:
+                marked[marked_id] = commit.info.id[:12]
+            continue
         verdict = verdicts.get(task_id or "")
         if verdict is None:
             what = f"task `{task_id}`, which is not in the plan" if task_id else "no Task-Id"
@@ -158,6 +172,11 @@ def _work_problems(base: Base, verdicts: dict[str, Verdict], branch: str, tip: s
             continue
         if task_id in done:
             problems.append(f"{short}: task `{task_id}` was committed already ({done[task_id]})")
+            continue
+        if task_id in marked:
+            problems.append(
+                f"{short}: task `{task_id}` was set to {NEEDS_HUMAN} already ({marked[task_id]})"
+            )
             continue
         done[verdict.task.id] = commit.info.id[:12]
         change, plan_problem = _without_status_edit(repo, commit, project.plan.path, task_id or "")
@@ -196,6 +215,42 @@ def _without_status_edit(
     if new != expected:
         return kept, f"changes {plan_path} beyond setting task `{task_id}`'s status to DONE"
     return kept, ""
+
+
+def _status_problem(
+    repo: Repo, verdicts: dict[str, Verdict], commit: IncomingCommit, plan_path: str
+) -> tuple[str, str]:
+    """(problem, task id) for a commit with a `Task-Status:` trailer; the problem is "" when its
+    only change is that task's status line set to NEEDS_HUMAN, as `run` writes it."""
+    trailers = commit.info.trailers
+    value = trailers[STATUS_TRAILER]
+    parsed = parse_status_trailer(value)
+    if parsed is None or parsed[1] != NEEDS_HUMAN:
+        return f"its Task-Status is {value!r}, not `<task> {NEEDS_HUMAN}`", ""
+    task_id = parsed[0]
+    if "Task-Id" in trailers:
+        return "carries both Task-Id and Task-Status; a status commit carries no result", task_id
+    verdict = verdicts.get(task_id)
+    if verdict is None:
+        return f"names task `{task_id}`, which is not in the plan", task_id
+    if not verdict.eligible:
+        return f"task `{task_id}` may not be marked: {'; '.join(verdict.reasons)}", task_id
+    files = commit.change.files
+    others = sorted({f.path for f in files} - {plan_path})
+    if others:
+        return f"a status commit that changes more than {plan_path}: {', '.join(others)}", task_id
+    beyond = f"changes {plan_path} beyond setting task `{task_id}`'s status to {NEEDS_HUMAN}"
+    if len(files) != 1 or files[0].status is not FileStatus.MODIFIED:
+        return beyond, task_id
+    old = repo.read_blob(commit.change.base, plan_path) or b""
+    new = repo.read_blob(commit.info.id, plan_path) or b""
+    try:
+        expected = set_status(decode(old, plan_path), task_id, NEEDS_HUMAN, plan_path).encode()
+    except PlanError as err:
+        return f"the plan cannot be read: {err}", task_id
+    if new == old or new != expected:
+        return beyond, task_id
+    return "", task_id
 
 
 def _memory_problems(repo: Repo, tip: str) -> list[str]:
