@@ -188,6 +188,18 @@ def resolve_agent(spec: str) -> AgentSpec:
     )
 
 
+# Tokens that can write to the repository's host: the agent never needs them (gitops-agent pushes
+# and opens pull requests itself), so they are not passed on.
+WITHHELD_VARIABLES = ("GITHUB_TOKEN", "GH_TOKEN", "GITOPS_AGENT_TOKEN")
+
+
+def agent_environment(task_id: str) -> dict[str, str]:
+    """Our environment for an agent or `Run:` command, less the repository host's tokens."""
+    env = {k: v for k, v in os.environ.items() if k not in WITHHELD_VARIABLES}
+    env[TASK_ID_VARIABLE] = task_id
+    return env
+
+
 def run_agent(
     agent: AgentSpec,
     prompt: str,
@@ -206,8 +218,7 @@ def run_agent(
     with tempfile.TemporaryDirectory(prefix="gitops-agent-") as tmp:
         prompt_file = Path(tmp) / "prompt.md"
         prompt_file.write_text(prompt, encoding="utf-8")
-        env = dict(os.environ)
-        env[TASK_ID_VARIABLE] = task_id
+        env = agent_environment(task_id)
         env[PROMPT_FILE_VARIABLE] = str(prompt_file)
         result = run_command(
             agent.command,
@@ -239,8 +250,7 @@ def run_shell(
     on_output: Callable[[str], None] | None = None,
 ) -> AgentResult:
     """Run a plan task's `Run:` command (a codemod) in `workdir`, stdin empty and closed."""
-    env = dict(os.environ)
-    env[TASK_ID_VARIABLE] = task_id
+    env = agent_environment(task_id)
     result = run_command(
         command,
         workdir,

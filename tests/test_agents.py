@@ -317,3 +317,12 @@ def test_detect_rate_limit_finds_nothing_in_an_ordinary_failure() -> None:
     output = "FAILED tests/test_rate_limiter.py::test_limit - assert 429 == 200\nError: exit 1\n"
     for preset in PRESETS.values():
         assert detect_rate_limit(output, preset.rate_limit_patterns, now=NOW) is None
+
+
+def test_the_hosts_tokens_are_not_passed_to_an_agent(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_secret")
+    monkeypatch.setenv("GH_TOKEN", "ghs_secret")
+    monkeypatch.setenv("SOMETHING_ELSE", "kept")
+    command = 'echo "${GITHUB_TOKEN:-none} ${GH_TOKEN:-none} $SOMETHING_ELSE" > seen.txt'
+    run_shell(command, tmp_path, task_id="t", timeout=10, idle_timeout=None)
+    assert (tmp_path / "seen.txt").read_text() == "none none kept\n"
