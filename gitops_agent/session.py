@@ -81,6 +81,9 @@ def run_session(options: RunOptions, listener: Listener | None = None) -> Sessio
     with run_lock(state_dir) as notes:
         for note in notes:
             listener.note(note)
+        if notes:  # a run was killed: what it held is ours to clear now
+            for lock in repo.clear_own_ref_locks():
+                listener.note(f"Removed {lock}, left by the killed run.")
         _remove_leftover_checkouts(state_dir)
         return _Session(repo, state_dir, options, listener).run()
 

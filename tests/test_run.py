@@ -454,3 +454,23 @@ def test_the_memory_log_and_the_pr_description_tell_every_task_and_why(tmp_path,
     second = run(cli, repo)
     again = show(repo, "autonomous/memory", day)
     assert again.startswith(log) and second["session"] in again[len(log) :]
+
+
+def test_ref_locks_of_a_killed_run_are_cleared_by_the_next(tmp_path, cli) -> None:
+    repo = make_project(tmp_path, task_block("t1", "Add", "echo 'y = 2' > src/y.py"))
+    first = run(cli, repo)
+    # What kill -9 in the middle of moving refs leaves: a ref lock and the live state file.
+    lock = repo / ".git" / "refs" / "heads" / "autonomous" / "memory.lock"
+    lock.write_text("")
+    state = repo / ".git" / "gitops-agent" / "run.json"
+    state.write_text('{"session": "killed", "pid": 999999, "updated": "then"}')
+    git(repo, "merge", "-q", "--ff-only", first["branch"])
+    (repo / "PROJECT_PLAN.md").write_text(
+        (repo / "PROJECT_PLAN.md").read_text() + task_block("t2", "More", "echo 1 > src/z.py")
+    )
+    git(repo, "commit", "-qam", "queue t2")
+    result = cli("run", "--json", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert "Removed refs/heads/autonomous/memory.lock" in result.stderr
+    assert outcomes(json.loads(result.stdout)) == [("t2", "committed")]
+    assert not lock.exists() and not state.exists()

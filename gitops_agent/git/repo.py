@@ -148,6 +148,18 @@ class Repo:
                     tips[name] = tip
         return dict(sorted(tips.items()))
 
+    def clear_own_ref_locks(self) -> list[str]:
+        """Remove `*.lock` files under refs/heads/autonomous/: what a killed run leaves behind.
+
+        Call it only when a run was killed (its lock is ours now): a lock file there blocks
+        every later write to that branch, and no live writer of ours can own it.
+        """
+        cleared = []
+        for lock in sorted((self.common_dir / OWN_PREFIX).rglob("*.lock")):
+            lock.unlink()
+            cleared.append(lock.relative_to(self.common_dir).as_posix())
+        return cleared
+
     def is_merged(self, commit: str, into: str) -> bool:
         """Whether `commit` is reachable from `into` (equal counts)."""
         oid, into_oid = self._commit(commit).id, self._commit(into).id
