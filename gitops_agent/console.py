@@ -10,8 +10,7 @@ from rich.table import Table
 from gitops_agent.commands.check import Verdict
 from gitops_agent.plan import Queue, Task
 from gitops_agent.project import Project
-from gitops_agent.results import Outcome, SessionResult, TaskResult
-from gitops_agent.session import Listener
+from gitops_agent.results import Listener, Outcome, SessionResult, TaskResult
 
 err = Console(stderr=True, highlight=False)
 

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gitops_agent.plan import Task
 
 MEMORY_BRANCH = "autonomous/memory"
 SESSIONS_DIR = "state/sessions"  # on MEMORY_BRANCH: one <session-id>.json per session
@@ -124,3 +127,16 @@ class SessionResult:
 
     def count(self, outcome: Outcome) -> int:
         return sum(t.outcome is outcome for t in self.tasks)
+
+
+class Listener:
+    """What a session tells its caller while it runs (the CLI shows progress from it)."""
+
+    def note(self, message: str) -> None:
+        """Something a person should know (a leftover cleared, an uncommitted plan)."""
+
+    def phase(self, task: Task, phase: str, attempt: int, attempts: int) -> None:
+        """A task entered a phase: agent, inspect, gate, commit."""
+
+    def task_done(self, result: TaskResult) -> None:
+        """A task reached its outcome."""

@@ -39,7 +39,7 @@ from gitops_agent.rejected import (
     status_trailer,
 )
 from gitops_agent.render import render
-from gitops_agent.results import MEMORY_BRANCH, Outcome, SessionResult, TaskResult
+from gitops_agent.results import MEMORY_BRANCH, Listener, Outcome, SessionResult, TaskResult
 from gitops_agent.review import tasks_awaiting_review
 from gitops_agent.runstate import RunState, run_lock
 
@@ -54,19 +54,6 @@ class RunOptions:
     constraints: Path | None = None
     task_ids: tuple[str, ...] = ()
     agent_command: str | None = None
-
-
-class Listener:
-    """What a session tells its caller while it runs (the CLI shows progress from it)."""
-
-    def note(self, message: str) -> None:
-        """Something a person should know (a leftover cleared, an uncommitted plan)."""
-
-    def phase(self, task: Task, phase: str, attempt: int, attempts: int) -> None:
-        """A task entered a phase: agent, inspect, gate, commit."""
-
-    def task_done(self, result: TaskResult) -> None:
-        """A task reached its outcome."""
 
 
 def new_session_id(now: datetime) -> str:
