@@ -226,7 +226,11 @@ def status(
 def demo(
     directory: Annotated[
         Path | None,
-        typer.Option("--dir", help="Where to make the demo project (default: a temporary dir)."),
+        typer.Option(
+            "--dir",
+            "--repo",
+            help="Where to make the demo project (default: a temporary directory).",
+        ),
     ] = None,
 ) -> None:
     """Run a real session on a copy of the bundled demo project, offline, and show the result."""
