@@ -51,6 +51,7 @@ class PullRequest:
     head: str  # branch name
     head_sha: str
     base: str
+    head_repository: str | None = None  # owner/name the branch lives in (a fork's, or ours)
 
     @classmethod
     def from_api(cls, data: Mapping[str, Any]) -> PullRequest:
@@ -63,6 +64,7 @@ class PullRequest:
             head=str(data["head"]["ref"]),
             head_sha=str(data["head"]["sha"]),
             base=str(data["base"]["ref"]),
+            head_repository=(data["head"].get("repo") or {}).get("full_name"),
         )
 
 
@@ -152,14 +154,20 @@ class GitHub:
         return [p for p in self.pulls_for(head, state="closed") if not p.merged]
 
     def rejected_pulls(self, prefix: str = "autonomous/") -> list[PullRequest]:
-        """Every closed, unmerged PR from a branch under `prefix` (deleted branches too)."""
+        """Every closed, unmerged PR from a branch under `prefix` of this repository.
+
+        A fork's branch may be named like ours, and anyone may open and close such a PR: only
+        branches of this repository count.
+        """
         return [
             pull
             for item in self._pages(
                 f"/repos/{self.repository}/pulls",
                 {"state": "closed", "sort": "updated", "direction": "desc"},
             )
-            if (pull := PullRequest.from_api(item)).head.startswith(prefix) and not pull.merged
+            if (pull := PullRequest.from_api(item)).head.startswith(prefix)
+            and not pull.merged
+            and pull.head_repository == self.repository
         ]
 
     def pull_task_ids(self, number: int) -> list[str]:
