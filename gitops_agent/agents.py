@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -409,3 +411,16 @@ def _zone(name: str | None, default: tzinfo | None) -> tzinfo | None:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return default
+
+
+def require_installed(agent: AgentSpec, path: str | None, line: int | None) -> None:
+    """A preset whose CLI is not installed would fail every task: say so before running any."""
+    if agent.name == "command":
+        return
+    words = [w for w in shlex.split(agent.command) if "=" not in w]
+    if words and shutil.which(words[0]) is None:
+        raise UserError(
+            f"the agent preset `{agent.name}` needs `{words[0]}` on PATH, and it is not there",
+            path,
+            line,
+        )

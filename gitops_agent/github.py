@@ -264,3 +264,15 @@ def _refusal(method: str, path: str, err: urllib.error.HTTPError) -> GitHubError
     elif err.code in (403, 404):
         hint = " (the token may lack the permission: contents and pull-requests write)"
     return GitHubError(f"{method} {path}: {err.code} {text}{hint}", err.code)
+
+
+_GITHUB_URL = re.compile(
+    r"^(?:https://(?:[^@/]+@)?github\.com/|git@github\.com:|ssh://git@github\.com/)"
+    r"(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(?:\.git)?/?$"
+)
+
+
+def repository_from_url(url: str | None) -> str | None:
+    """`owner/name` of a github.com remote URL, else None."""
+    found = _GITHUB_URL.match(url or "")
+    return found["repo"] if found else None

@@ -10,10 +10,9 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 
-from gitops_agent.commands.publish import repository_from_url
 from gitops_agent.git import Repo
 from gitops_agent.git.remote import DEFAULT_REMOTE, remote_branches, remote_url, token_from_env
-from gitops_agent.github import GitHub, PullRequest
+from gitops_agent.github import GitHub, PullRequest, repository_from_url
 from gitops_agent.results import MEMORY_BRANCH
 
 NEEDS_HUMAN = "NEEDS_HUMAN"
@@ -78,3 +77,9 @@ def marked_awaiting_review(
             if parsed is not None and parsed[1] == NEEDS_HUMAN:
                 found.setdefault(parsed[0], branch)
     return found
+
+
+def left_behind(branch: str, pull: PullRequest) -> bool:
+    """Whether `branch` (ours, or the remote's) is the head of the closed pull request: then
+    what it holds was rejected rather than awaiting review."""
+    return branch.removeprefix(f"{DEFAULT_REMOTE}/") == pull.head

@@ -9,7 +9,6 @@ inspect what changed, run the base's gate on exactly the tree to commit, then co
 from __future__ import annotations
 
 import secrets
-import shlex
 import shutil
 import time
 from dataclasses import dataclass, field, replace
@@ -17,7 +16,14 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from gitops_agent import __version__
-from gitops_agent.agents import AgentResult, AgentSpec, resolve_agent, run_agent, run_shell
+from gitops_agent.agents import (
+    AgentResult,
+    AgentSpec,
+    require_installed,
+    resolve_agent,
+    run_agent,
+    run_shell,
+)
 from gitops_agent.commands.check import check
 from gitops_agent.constraints import Constraints
 from gitops_agent.errors import UserError
@@ -34,6 +40,7 @@ from gitops_agent.project import base_of, find_root
 from gitops_agent.rejected import (
     NEEDS_HUMAN,
     STATUS_TRAILER,
+    left_behind,
     marked_awaiting_review,
     rejected_tasks,
     status_trailer,
@@ -174,7 +181,7 @@ class _Session:
             pull = rejected.get(task.id)
             if not verdict.eligible:
                 self._record(task, Outcome.BLOCKED, " ".join(verdict.reasons))
-            elif pull is not None and (waiting is None or _left_behind(waiting.branch, pull)):
+            elif pull is not None and (waiting is None or left_behind(waiting.branch, pull)):
                 self._mark_needs_human(task, pull)
             elif waiting is not None:
                 self._record(
@@ -187,7 +194,7 @@ class _Session:
         if self.agent is not None and any(task.run is None for task in queue):
             settings = self.project.plan.settings
             from_plan = self.options.agent_command is None
-            _require_executable(
+            require_installed(
                 self.agent,
                 self.project.plan.path if from_plan else None,
                 settings.line_of("agent") if from_plan else None,
@@ -505,25 +512,6 @@ class _Session:
             write_atomic(pr_path, _pr_body(result, self.constraints).encode())
             result = replace(result, pr_body=str(pr_path))
         return result
-
-
-def _require_executable(agent: AgentSpec, path: str | None, line: int | None) -> None:
-    """A preset whose CLI is not installed would fail every task: say so before running any."""
-    if agent.name == "command":
-        return
-    words = [w for w in shlex.split(agent.command) if "=" not in w]
-    if words and shutil.which(words[0]) is None:
-        raise UserError(
-            f"the agent preset `{agent.name}` needs `{words[0]}` on PATH, and it is not there",
-            path,
-            line,
-        )
-
-
-def _left_behind(branch: str, pull: PullRequest) -> bool:
-    """Whether `branch` (ours, or the remote's) is the head of the closed pull request: then
-    what it holds was rejected rather than awaiting review."""
-    return branch.removeprefix(f"{DEFAULT_REMOTE}/") == pull.head
 
 
 def _feedback(attempt: int, failure: str, violations: tuple[str, ...], output: str) -> str:

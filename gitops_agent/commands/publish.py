@@ -8,7 +8,6 @@ memory branch is pushed, so the next run (in a fresh clone) knows what happened.
 from __future__ import annotations
 
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,17 +15,13 @@ from gitops_agent.commands.bundle import BODY_FILE, RESULT_FILE, read_result
 from gitops_agent.errors import UserError
 from gitops_agent.files import read_text
 from gitops_agent.git.remote import DEFAULT_REMOTE, push, remote_url
-from gitops_agent.github import GitHub, PullRequest
+from gitops_agent.github import GitHub, PullRequest, repository_from_url
 from gitops_agent.project import load_base
 from gitops_agent.render import render
 from gitops_agent.results import MEMORY_BRANCH
 
 LABELS = ("gitops-agent",)
 TITLE_LIMIT = 120
-_GITHUB_URL = re.compile(
-    r"^(?:https://(?:[^@/]+@)?github\.com/|git@github\.com:|ssh://git@github\.com/)"
-    r"(?P<repo>[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+?)(?:\.git)?/?$"
-)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,12 +30,6 @@ class Publication:
     pull: PullRequest | None
     created: bool
     labels: tuple[str, ...]
-
-
-def repository_from_url(url: str | None) -> str | None:
-    """`owner/name` of a github.com remote URL, else None."""
-    found = _GITHUB_URL.match(url or "")
-    return found["repo"] if found else None
 
 
 def publish(
