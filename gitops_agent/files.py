@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -37,10 +38,18 @@ def read_text(path: Path, display: str) -> str:
     return decode(data, display)
 
 
-def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+def write_atomic(path: Path, data: bytes, mode: int | None = None, *, fsync: bool = True) -> None:
     """Write `data` to `path` so that a crash leaves the old file or the new one, never half.
 
-    `fsync=False` for files that only matter while this process lives (the live run state).
+    `mode` defaults to what a new file gets (0o666 less the umask): mkstemp's own 0o600 would
+    make a user's plan unreadable to others. `fsync=False` for files that only matter while
+    this process lives (the live run state, copies of our own state).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -50,6 +59,7 @@ def write_atomic(path: Path, data: bytes, *, fsync: bool = True) -> None:
             f.flush()
             if fsync:
                 os.fsync(f.fileno())
+        os.chmod(tmp, stat.S_IMODE(mode) if mode is not None else 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

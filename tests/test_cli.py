@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -196,3 +198,14 @@ def test_a_large_plan_lists_every_task_without_a_rich_table(tmp_path: Path, cli)
     rows = [line.split() for line in result.stderr.splitlines() if line.startswith("t")]
     assert [row[0] for row in rows] == [f"t{i}" for i in range(400)]
     assert rows[0][:3] == ["t0", "ready", "no"] and rows[39][:3] == ["t39", "ready", "yes"]
+
+
+def test_init_writes_files_with_the_usual_permissions(tmp_path: Path, cli) -> None:
+    repo = make_repo(tmp_path / "repo")
+    old = os.umask(0o022)
+    try:
+        assert cli("init", cwd=repo).returncode == 0
+    finally:
+        os.umask(old)
+    for name in ("PROJECT_PLAN.md", "docs/autonomous-constraints.md"):
+        assert stat.S_IMODE((repo / name).stat().st_mode) == 0o644, name

@@ -1,28 +1,13 @@
-"""Small file-system helpers for the git package: atomic writes and stubborn directory removal."""
+"""Small file-system helpers for the git package: stubborn directory removal, owned files."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import stat
-import tempfile
 from pathlib import Path
 
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o644, *, fsync: bool = True) -> None:
-    """Replace `path` with `data`: a reader, or a crash, sees the old or the new file, not half."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            if fsync:
-                f.flush()
-                os.fsync(f.fileno())
-        os.chmod(tmp, stat.S_IMODE(mode))
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+from gitops_agent.files import write_atomic
 
 
 def write_if_changed(path: Path, data: bytes) -> None:

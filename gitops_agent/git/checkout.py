@@ -12,8 +12,9 @@ from pygit2.enums import FileMode as Mode
 
 from gitops_agent.change import SYMLINK_MODE, Change, FileChange, FileStatus
 from gitops_agent.errors import UserError
+from gitops_agent.files import write_atomic
 
-from ._files import remove_path, reset_dir, write_atomic, write_if_changed
+from ._files import remove_path, reset_dir, write_if_changed
 from .repo import DEFAULT_IDENTITY, Repo, StoredBlob
 
 _STATE = "gitops-agent"  # directory under the checkout's .git holding what reset() relies on

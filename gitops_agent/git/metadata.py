@@ -11,7 +11,9 @@ from pathlib import Path
 import pygit2
 from pygit2.enums import ReferenceType
 
-from ._files import remove_path, write_atomic
+from gitops_agent.files import write_atomic
+
+from ._files import remove_path
 
 _SYMBOLIC = "ref: "
 
