@@ -7,11 +7,9 @@ rate limit is told apart from one that failed the task, so a session can wait in
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import shutil
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
@@ -19,7 +17,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gitops_agent.errors import UserError
-from gitops_agent.process import ProcessResult, run_command
+from gitops_agent.runner import Runner
+from gitops_agent.sandbox import ProcessResult
 
 TASK_ID_VARIABLE = "GITOPS_AGENT_TASK_ID"
 PROMPT_FILE_VARIABLE = "GITOPS_AGENT_PROMPT_FILE"
@@ -60,6 +59,8 @@ class AgentSpec:
     # Lines in which the agent says it will retry by itself. When given, a limit message with no
     # such line after it means the agent gave up, even if it exited 0 (aider does exactly that).
     retry_patterns: tuple[str, ...] = ()
+    # Variables of the tool's environment the agent is given: how it reaches its model's API.
+    env: tuple[str, ...] = ()
 
 
 # Said, in one wording or another, by every API behind these CLIs.
@@ -105,6 +106,28 @@ _AIDER_LIMITS = (
 )
 _AIDER_RETRY = (r"^retrying in [\d.]+ seconds",)
 
+_CLAUDE_ENV = (
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_AUTH_TOKEN",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_MODEL",
+    "ANTHROPIC_SMALL_FAST_MODEL",
+    "CLAUDE_CODE_OAUTH_TOKEN",
+    "CLAUDE_CODE_USE_BEDROCK",
+    "CLAUDE_CODE_USE_VERTEX",
+)
+_CODEX_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID")
+_GEMINI_ENV = (
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GOOGLE_GEMINI_BASE_URL",
+    "GOOGLE_CLOUD_PROJECT",
+    "GOOGLE_CLOUD_LOCATION",
+    "GOOGLE_GENAI_USE_VERTEXAI",
+)
+# aider reaches every provider through litellm, and reads its own AIDER_* settings.
+_AIDER_ENV = (*_CLAUDE_ENV, *_CODEX_ENV, *_GEMINI_ENV, "OPENROUTER_API_KEY", "DEEPSEEK_API_KEY")
+
 PRESETS: dict[str, AgentSpec] = {
     # Claude Code print mode: `-p` reads the prompt from stdin, works, prints and exits
     # (docs.anthropic.com/en/docs/claude-code/cli-reference). `--permission-mode acceptEdits`
@@ -117,6 +140,7 @@ PRESETS: dict[str, AgentSpec] = {
         name="claude",
         command="claude -p --output-format text --dangerously-skip-permissions",
         rate_limit_patterns=_CLAUDE_LIMITS + _COMMON_LIMITS,
+        env=_CLAUDE_ENV,
     ),
     # Codex CLI: `codex exec` is the non-interactive mode, `-` reads the prompt from stdin, and
     # exec never asks for approval. `--sandbox workspace-write` lets it edit the checkout; it is
@@ -127,6 +151,7 @@ PRESETS: dict[str, AgentSpec] = {
         name="codex",
         command="codex exec --sandbox workspace-write --skip-git-repo-check --color never -",
         rate_limit_patterns=_CODEX_LIMITS + _COMMON_LIMITS,
+        env=_CODEX_ENV,
     ),
     # aider does not read the prompt from stdin: `--message-file` runs one message and exits
     # (aider.chat/docs/scripting.html, aider/args.py). `--yes-always` answers its questions;
@@ -148,6 +173,7 @@ PRESETS: dict[str, AgentSpec] = {
         ),
         rate_limit_patterns=_AIDER_LIMITS + _COMMON_LIMITS,
         retry_patterns=_AIDER_RETRY,
+        env=_AIDER_ENV,
     ),
     # Gemini CLI: with stdin not a terminal it runs headless and takes stdin as the prompt
     # (packages/cli/src/gemini.tsx; geminicli.com/docs/cli/headless). `--yolo` approves every
@@ -159,11 +185,13 @@ PRESETS: dict[str, AgentSpec] = {
         name="gemini",
         command="GEMINI_CLI_TRUST_WORKSPACE=true gemini --yolo",
         rate_limit_patterns=_GEMINI_LIMITS + _COMMON_LIMITS,
+        env=_GEMINI_ENV,
     ),
 }
 _ALIASES = {"claude-code": "claude"}
 # A raw command may wrap any of the CLIs, so it is checked against every known message.
 _ALL_LIMITS = tuple(dict.fromkeys(p for spec in PRESETS.values() for p in spec.rate_limit_patterns))
+_ALL_ENV = tuple(dict.fromkeys(v for spec in PRESETS.values() for v in spec.env))
 
 
 def resolve_agent(spec: str) -> AgentSpec:
@@ -181,25 +209,16 @@ def resolve_agent(spec: str) -> AgentSpec:
     rest = text[len(first) :]
     preset = PRESETS.get(_ALIASES.get(first, first))
     if preset is None:
-        return AgentSpec(name="command", command=text, rate_limit_patterns=_ALL_LIMITS)
+        return AgentSpec(
+            name="command", command=text, rate_limit_patterns=_ALL_LIMITS, env=_ALL_ENV
+        )
     return AgentSpec(
         name=preset.name,
         command=preset.command + rest,
         rate_limit_patterns=preset.rate_limit_patterns,
         retry_patterns=preset.retry_patterns,
+        env=preset.env,
     )
-
-
-# Tokens that can write to the repository's host: the agent never needs them (gitops-agent pushes
-# and opens pull requests itself), so they are not passed on.
-WITHHELD_VARIABLES = ("GITHUB_TOKEN", "GH_TOKEN", "GITOPS_AGENT_TOKEN")
-
-
-def agent_environment(task_id: str) -> dict[str, str]:
-    """Our environment for an agent or `Run:` command, less the repository host's tokens."""
-    env = {k: v for k, v in os.environ.items() if k not in WITHHELD_VARIABLES}
-    env[TASK_ID_VARIABLE] = task_id
-    return env
 
 
 def run_agent(
@@ -207,31 +226,33 @@ def run_agent(
     prompt: str,
     workdir: Path,
     *,
+    runner: Runner,
+    scratch: Path,
     task_id: str,
     timeout: float,
     idle_timeout: float | None,
     on_output: Callable[[str], None] | None = None,
 ) -> AgentResult:
-    """Run the agent in `workdir` with the prompt on stdin and in a file outside the checkout.
+    """Run the agent, confined, in `workdir` with the prompt on stdin and in a file beside it.
 
-    The prompt file lives in a private temporary directory, removed afterwards, so the agent's
-    change never contains it. Limit messages are looked for when the agent did not exit 0.
+    The prompt file lives in the agent's private `scratch` directory, emptied before the next
+    command, so the agent's change never contains it. Limit messages are looked for when the
+    agent did not exit 0.
     """
-    with tempfile.TemporaryDirectory(prefix="gitops-agent-") as tmp:
-        prompt_file = Path(tmp) / "prompt.md"
-        prompt_file.write_text(prompt, encoding="utf-8")
-        env = agent_environment(task_id)
-        env[PROMPT_FILE_VARIABLE] = str(prompt_file)
-        result = run_command(
-            agent.command,
-            workdir,
-            stdin_text=prompt,
-            env=env,
-            timeout=timeout,
-            idle_timeout=idle_timeout,
-            watch_dir=workdir,
-            on_output=on_output,
-        )
+    prompt_file = scratch / "prompt.md"
+    result = runner.run_agent(
+        agent.command,
+        workdir,
+        scratch,
+        preset_env=agent.env,
+        extra_env={TASK_ID_VARIABLE: task_id, PROMPT_FILE_VARIABLE: str(prompt_file)},
+        network=True,
+        files={prompt_file.name: prompt.encode("utf-8")},
+        stdin_text=prompt,
+        timeout=timeout,
+        idle_timeout=idle_timeout,
+        on_output=on_output,
+    )
     limit = detect_rate_limit(
         result.output,
         agent.rate_limit_patterns,
@@ -246,20 +267,23 @@ def run_shell(
     command: str,
     workdir: Path,
     *,
+    runner: Runner,
+    scratch: Path,
     task_id: str,
     timeout: float,
     idle_timeout: float | None,
     on_output: Callable[[str], None] | None = None,
 ) -> AgentResult:
-    """Run a plan task's `Run:` command (a codemod) in `workdir`, stdin empty and closed."""
-    env = agent_environment(task_id)
-    result = run_command(
+    """Run a plan task's `Run:` command (a codemod), confined and offline, stdin empty."""
+    result = runner.run_agent(
         command,
         workdir,
-        env=env,
+        scratch,
+        preset_env=(),
+        extra_env={TASK_ID_VARIABLE: task_id},
+        network=False,
         timeout=timeout,
         idle_timeout=idle_timeout,
-        watch_dir=workdir,
         on_output=on_output,
     )
     return _agent_result("shell", result, None)

@@ -52,3 +52,11 @@ class Change:
     @property
     def is_empty(self) -> bool:
         return not self.files
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """An entry of the work tree that is never committed (a hard link, a `.git` name...)."""
+
+    path: str  # as found, relative to the work tree; may hold any character
+    reason: str

@@ -124,6 +124,12 @@ class Constraints:
     max_file_bytes: int = 1_000_000
     line_budget_factor: float = 2.0
     scan_secrets: bool = True
+    # confinement of agents, `Run:` commands and gates
+    confinement: str = "required"  # required | best-effort | off (see sandbox.Confinement)
+    agent_env: tuple[str, ...] = ()  # more variables an agent or `Run:` command is given
+    gate_env: tuple[str, ...] = ()  # more variables the gate is given
+    memory_limit_mb: int = 8192  # address space of each confined process; 0: no limit
+    max_processes: int = 1024  # processes of the user, for non-root users; 0: no limit
     # provenance
     path: str | None = None  # None: the built-in defaults (no constraints file)
     prose: str = ""  # the document's text, given to the agent in its prompt
@@ -138,9 +144,20 @@ _INT_SETTINGS = (
     "max_attempts",
     "max_consecutive_failures",
     "max_file_bytes",
+    "memory_limit_mb",
+    "max_processes",
 )
 _BOOL_SETTINGS = ("require_tests", "allow_delete", "allow_binary", "scan_secrets")
-_LIST_SETTINGS = ("forbidden_words", "approved_dirs", "protected", "forbidden_content")
+_LIST_SETTINGS = (
+    "forbidden_words",
+    "approved_dirs",
+    "protected",
+    "forbidden_content",
+    "agent_env",
+    "gate_env",
+)
+_CHOICE_SETTINGS = {"confinement": ("required", "best-effort", "off")}
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FLOAT_SETTINGS = (
     "line_budget_factor",
     "max_session_minutes",
@@ -153,6 +170,7 @@ MACHINE_KEYS: tuple[str, ...] = (
     *_LIST_SETTINGS,
     *(f"extra_{name}" for name in _LIST_SETTINGS),
     *_FLOAT_SETTINGS,
+    *_CHOICE_SETTINGS,
 )
 
 DEFAULT_PATH = "docs/autonomous-constraints.md"
@@ -260,6 +278,13 @@ def _apply(key: str, value: Any, path: str, line: int, values: dict[str, Any]) -
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
             raise ConstraintsError(f"`{key}` must be a whole number, {least} or more", path, line)
         values[key] = value
+    elif key in _CHOICE_SETTINGS:
+        choices = _CHOICE_SETTINGS[key]
+        if value is False and "off" in choices:
+            value = "off"  # YAML 1.1 reads a bare `off` as false
+        if value not in choices:
+            raise ConstraintsError(f"`{key}` must be one of {', '.join(choices)}", path, line)
+        values[key] = value
     elif key in _BOOL_SETTINGS:
         if not isinstance(value, bool):
             raise ConstraintsError(f"`{key}` must be true or false", path, line)
@@ -284,6 +309,12 @@ def _apply(key: str, value: Any, path: str, line: int, values: dict[str, Any]) -
                         path,
                         line,
                     ) from None
+        if name in ("agent_env", "gate_env"):
+            for variable in value:
+                if not _ENV_NAME.fullmatch(variable):
+                    raise ConstraintsError(
+                        f"`{key}`: `{variable}` is not an environment variable name", path, line
+                    )
         if name == "approved_dirs":
             value = [v.rstrip("/") + "/" for v in value]
         if key.startswith("extra_"):

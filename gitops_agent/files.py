@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import stat
 import tempfile
 from pathlib import Path
@@ -64,3 +65,26 @@ def write_atomic(path: Path, data: bytes, mode: int | None = None, *, fsync: boo
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def remove_tree(path: Path) -> None:
+    """Delete a file, symlink or directory tree if it exists; read-only directories too.
+
+    A symlink is removed, never followed.
+    """
+    if path.is_symlink() or (path.exists() and not path.is_dir()):
+        path.unlink()
+    elif path.is_dir():
+        try:
+            shutil.rmtree(path)
+        except PermissionError:
+            _make_writable(path)
+            shutil.rmtree(path)
+
+
+def _make_writable(directory: Path) -> None:
+    os.chmod(directory, stat.S_IRWXU)
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.is_dir(follow_symlinks=False):
+                _make_writable(Path(entry.path))

@@ -1,4 +1,4 @@
-"""The quality gate: the base branch's checks, run in the task's checkout."""
+"""The quality gate: the base branch's checks, run confined on exactly the tree to commit."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 from gitops_agent.git import Repo
 from gitops_agent.plan import Settings
-from gitops_agent.process import run_command
+from gitops_agent.runner import Runner
 
 GATE_SCRIPT = ".ai-validation/check_quality.sh"
 OUTPUT_TAIL = 4000  # characters of a failing gate's output kept as feedback and evidence
@@ -47,8 +47,9 @@ def resolve_gate(repo: Repo, base_commit: str, settings: Settings) -> Gate | Non
     return None
 
 
-def run_gate(gate: Gate, cwd: Path, timeout: float) -> GateResult:
-    """Run every command in order in `cwd`; stop at the first failure."""
+def run_gate(gate: Gate, cwd: Path, timeout: float, runner: Runner, scratch: Path) -> GateResult:
+    """Run every command in order in `cwd`, each confined with a fresh `scratch` (HOME, TMPDIR);
+    stop at the first failure."""
     total = 0.0
     with tempfile.TemporaryDirectory(prefix="gitops-agent-gate-") as tmp:
         commands = list(gate.commands)
@@ -58,7 +59,7 @@ def run_gate(gate: Gate, cwd: Path, timeout: float) -> GateResult:
             script.write_bytes(gate.script)
             commands = [f"bash {shlex.quote(str(script))}"]
         for command in commands:
-            result = run_command(command, cwd, timeout=max(timeout - total, 1.0))
+            result = runner.run_gate(command, cwd, scratch, timeout=max(timeout - total, 1.0))
             total += result.duration
             if result.exit_code != 0:
                 shown = GATE_SCRIPT if gate.script is not None else command

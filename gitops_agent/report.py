@@ -16,11 +16,12 @@ from typing import Any
 
 from croniter import croniter  # type: ignore[import-untyped]
 
-from gitops_agent.commands.check import Verdict, check
 from gitops_agent.errors import UserError
 from gitops_agent.git import Repo
 from gitops_agent.memory import load_sessions, zone_of
 from gitops_agent.plan import Queue
+from gitops_agent.policy.eligibility import Verdict
+from gitops_agent.policy.eligibility import verdicts as check
 from gitops_agent.project import Project, base_of
 from gitops_agent.render import duration, localtime, parse_time, render
 from gitops_agent.results import Outcome, SessionResult, TaskResult

@@ -84,6 +84,9 @@ class SessionResult:
     pr_body: str | None = None  # path of the rendered PR description
     gate_failed_on_base: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
+    # How agents and gates were confined (a sentence); `unconfined` says when they were not.
+    confinement: str = ""
+    unconfined: bool = False
 
     def to_contract(self) -> dict[str, Any]:
         """`run --json`: the contract's object, plus the PR description's path."""
@@ -106,6 +109,8 @@ class SessionResult:
             "stopped": self.stopped,
             "pr_body": self.pr_body,
             "gate_failed_on_base": self.gate_failed_on_base,
+            "confinement": self.confinement,
+            "unconfined": self.unconfined,
             "tasks": [t.to_record() for t in self.tasks],
         }
 
@@ -123,6 +128,8 @@ class SessionResult:
             stopped=data.get("stopped"),
             pr_body=data.get("pr_body"),
             gate_failed_on_base=bool(data.get("gate_failed_on_base", False)),
+            confinement=str(data.get("confinement", "")),
+            unconfined=bool(data.get("unconfined", False)),
         )
 
     def count(self, outcome: Outcome) -> int:

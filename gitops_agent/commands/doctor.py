@@ -19,10 +19,11 @@ from gitops_agent.agents import resolve_agent
 from gitops_agent.commands.github_init import WORKFLOW_PATH, agent_setup
 from gitops_agent.errors import UserError
 from gitops_agent.gate import resolve_gate, run_gate
-from gitops_agent.git import Checkout
+from gitops_agent.git import Workspace
 from gitops_agent.git.remote import token_from_env
 from gitops_agent.github import GitHub, GitHubError
 from gitops_agent.project import Base, load_base
+from gitops_agent.runner import Runner
 
 
 class Status(enum.Enum):
@@ -136,12 +137,14 @@ def _gate(base: Base, run_it: bool) -> list[Check]:
     if not run_it:
         return [Check("gate", Status.OK, f"{gate.source} (not run: --skip-gate)")]
     timeout = base.project.constraints.task_timeout_minutes * 60
+    try:
+        runner = Runner.create(base.project.constraints)
+    except UserError as err:
+        return [Check("gate", Status.FAIL, f"not run: {err.message}")]
     with tempfile.TemporaryDirectory(prefix="gitops-agent-doctor-") as tmp:
-        checkout = Checkout.create(base.repo, Path(tmp) / "checkout", base.commit)
-        try:
-            result = run_gate(gate, checkout.path, timeout)
-        finally:
-            checkout.remove()
+        workspace = Workspace(base.repo, Path(tmp) / "tree")
+        workspace.reset(base.commit)
+        result = run_gate(gate, workspace.path, timeout, runner, Path(tmp) / "scratch")
     if result.passed:
         return [Check("gate", Status.OK, f"passes on {base.branch} ({gate.source})")]
     return [

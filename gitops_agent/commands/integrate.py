@@ -18,12 +18,13 @@ from typing import Any
 from gitops_agent.errors import UserError
 from gitops_agent.files import write_atomic
 from gitops_agent.gate import Gate, GateResult, resolve_gate, run_gate
-from gitops_agent.git import Checkout
+from gitops_agent.git import Workspace
 from gitops_agent.git.merge import commit_merge, merge
 from gitops_agent.project import Base, load_base
 from gitops_agent.render import render
 from gitops_agent.results import MEMORY_BRANCH
-from gitops_agent.session import STATE_DIR, new_session_id
+from gitops_agent.runner import Runner
+from gitops_agent.session import STATE_DIR, new_session_id, work_dir
 
 PREFIX = "autonomous/"
 INTEGRATION_PREFIX = "autonomous/integration-"
@@ -140,7 +141,8 @@ def integrate(
         ]
         merged, tip = [], base.commit
     else:
-        tip, merged, gate_left, said = _gate(base, gate, tip, merged, work / "checkout")
+        place = work_dir(repo) / f"integration-{ident}"
+        tip, merged, gate_left, said = _gate(base, gate, tip, merged, place)
         left_out += gate_left
     branch = None
     body_path = None
@@ -203,16 +205,19 @@ def _gate(
 ) -> tuple[str, list[Candidate], list[LeftOut], str]:
     """Gate the merged tree; on failure, re-merge one branch at a time behind the gate."""
     timeout = base.project.constraints.task_timeout_minutes * 60
+    runner = Runner.create(base.project.constraints)
     if path.exists():
         shutil.rmtree(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    checkout = Checkout.create(base.repo, path, tip)
+    path.mkdir(parents=True)
+    checkout = Workspace(base.repo, path / "tree")
+    scratch = path / "scratch"
     try:
-        first = run_gate(gate, checkout.path, timeout)
+        checkout.reset(tip)
+        first = run_gate(gate, checkout.path, timeout, runner, scratch)
         if first.passed:
             return tip, merged, [], f"passed on the merged result ({gate.source})"
         checkout.reset(base.commit)
-        if not run_gate(gate, checkout.path, timeout).passed:
+        if not run_gate(gate, checkout.path, timeout, runner, scratch).passed:
             return (
                 tip,
                 merged,
@@ -231,7 +236,7 @@ def _gate(
                 left_out.append(step)
                 continue
             checkout.reset(step)
-            result: GateResult = run_gate(gate, checkout.path, timeout)
+            result: GateResult = run_gate(gate, checkout.path, timeout, runner, scratch)
             if result.passed:
                 current = step
                 kept.append(candidate)
@@ -246,4 +251,4 @@ def _gate(
         said = f"failed on the whole merge; passed with {len(kept)} of {len(merged)} branches"
         return current, kept, left_out, said
     finally:
-        checkout.remove()
+        shutil.rmtree(path)

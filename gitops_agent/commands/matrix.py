@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gitops_agent.commands.check import check
+from gitops_agent.policy.eligibility import verdicts as check
 from gitops_agent.project import Base
 from gitops_agent.review import tasks_awaiting_review
 

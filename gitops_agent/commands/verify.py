@@ -20,7 +20,6 @@ from pathlib import Path
 
 from gitops_agent.change import Change, FileStatus
 from gitops_agent.commands.bundle import BUNDLE_FILE
-from gitops_agent.commands.check import Verdict, check
 from gitops_agent.errors import PlanError, UserError
 from gitops_agent.files import decode
 from gitops_agent.gate import resolve_gate
@@ -37,6 +36,8 @@ from gitops_agent.git.remote import (
     move_branch,
 )
 from gitops_agent.plan import set_status
+from gitops_agent.policy.eligibility import Verdict
+from gitops_agent.policy.eligibility import verdicts as check
 from gitops_agent.policy.inspect import inspect_change
 from gitops_agent.project import Base, load_base
 from gitops_agent.rejected import NEEDS_HUMAN, STATUS_TRAILER, parse_status_trailer

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-from .checkout import Checkout
-from .metadata import MetadataSnapshot
 from .repo import CommitInfo, RefMovedError, Repo, find_repo_root, init_repository
+from .workspace import Workspace
 
 __all__ = [
-    "Checkout",
     "CommitInfo",
-    "MetadataSnapshot",
     "RefMovedError",
     "Repo",
+    "Workspace",
     "find_repo_root",
     "init_repository",
 ]

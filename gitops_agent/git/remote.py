@@ -20,8 +20,8 @@ from pygit2.enums import CredentialType, FetchPrune, FileMode, ReferenceType
 from gitops_agent.change import Change
 from gitops_agent.errors import UserError
 
-from .checkout import _file_changes
 from .repo import OWN_PREFIX, CommitInfo, RefMovedError, Repo
+from .workspace import _file_changes
 
 TOKEN_VARIABLES = ("GITHUB_TOKEN", "GH_TOKEN")
 TOKEN_USER = "x-access-token"  # what GitHub expects as the user name beside a token

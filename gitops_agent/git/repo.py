@@ -14,8 +14,6 @@ from pygit2.enums import FileMode, ReferenceType, SortMode
 
 from gitops_agent.errors import UserError
 
-from . import metadata
-
 OWN_PREFIX = "refs/heads/autonomous/"
 DEFAULT_IDENTITY = ("gitops-agent", "gitops-agent@localhost")
 NO_TRAILERS: Mapping[str, str] = MappingProxyType({})
@@ -64,7 +62,7 @@ def find_repo_root(start: Path) -> Path | None:
 class Repo:
     """The user's repository; every write goes to objects or to refs under `autonomous/`.
 
-    `Checkout`, in this package, also uses the underscored helpers and the pygit2 handle.
+    `Workspace`, in this package, also uses the underscored helpers and the pygit2 handle.
     """
 
     def __init__(self, raw: pygit2.Repository, identity: tuple[str, str]) -> None:
@@ -230,18 +228,13 @@ class Repo:
             raise UserError(f"unknown tree {tree!r}", str(self.root)) from err
         return self._commit_and_move(refname, ref, tree_id, [parent_id], message, trailers)
 
-    def snapshot_metadata(self) -> metadata.MetadataSnapshot:
-        """Record refs, HEAD, config and hooks, so a run can prove (and undo) any change to them."""
-        return metadata.take(self._repo, self.git_dir, self.common_dir)
-
-    def restore_metadata(
-        self, snapshot: metadata.MetadataSnapshot, *, own_prefix: str = OWN_PREFIX
-    ) -> list[str]:
-        """Undo changes since `snapshot` outside `own_prefix`; one sentence per thing put back.
-
-        This also undoes what the user did meanwhile (a commit on main): call it around runs only.
-        """
-        return metadata.restore(self._repo, self.git_dir, self.common_dir, snapshot, own_prefix)
+    def read_tree_blob(self, tree: str, path: str) -> bytes | None:
+        """Content of a file (or a symlink's target) in `tree`; None when no file is there."""
+        try:
+            entry = self._repo[tree].peel(pygit2.Tree)[path]
+        except KeyError:
+            return None
+        return entry.data if isinstance(entry, pygit2.Blob) else None
 
     # -- internals -------------------------------------------------------------------------
 

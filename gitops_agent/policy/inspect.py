@@ -65,7 +65,7 @@ def _outside_approved_dirs(f: FileChange, c: Constraints) -> Iterator[Violation]
         if not in_dir(path, c.approved_dirs):
             yield Violation(
                 "outside-approved-dirs",
-                f"{_show(path)}: {verb}, but it is outside the approved directories {dirs} "
+                f"{show(path)}: {verb}, but it is outside the approved directories {dirs} "
                 f"({_setting(c, 'approved_dirs')})",
                 path,
             )
@@ -80,14 +80,14 @@ def _protected(f: FileChange, c: Constraints, exact: frozenset[str]) -> Iterator
             if pattern is None:
                 continue
             why = f'it matches protected pattern "{pattern}" ({_setting(c, "protected")})'
-        yield Violation("protected-file", f"{_show(path)}: {verb}, but {why}", path)
+        yield Violation("protected-file", f"{show(path)}: {verb}, but {why}", path)
 
 
 def _deleted(f: FileChange, c: Constraints) -> Iterator[Violation]:
     if f.status is FileStatus.DELETED and not c.allow_delete:
         yield Violation(
             "deleted-file",
-            f"{_show(f.path)}: deleted, but deleting files is not allowed "
+            f"{show(f.path)}: deleted, but deleting files is not allowed "
             f"({_setting(c, 'allow_delete')})",
             f.path,
         )
@@ -106,7 +106,7 @@ def _content(f: FileChange, c: Constraints) -> Iterator[Violation]:
         for kind, count in by_kind.items():
             yield Violation(
                 "secret",
-                f"{_show(f.path)}: {_lines(count)} look{'s' if count == 1 else ''} like a "
+                f"{show(f.path)}: {_lines(count)} look{'s' if count == 1 else ''} like a "
                 f"secret ({kind}); secrets must not be committed: read them from the environment",
                 f.path,
             )
@@ -119,7 +119,7 @@ def _content(f: FileChange, c: Constraints) -> Iterator[Violation]:
         quote = f': "{_quote(f.added_lines[quotable[0][0]], quotable[0][1])}"' if quotable else ""
         yield Violation(
             "forbidden-content",
-            f"{_show(f.path)}: {_lines(len(found))} match{'es' if len(found) == 1 else ''} "
+            f"{show(f.path)}: {_lines(len(found))} match{'es' if len(found) == 1 else ''} "
             f"forbidden pattern {_readable(pattern)} ({_setting(c, 'forbidden_content')}){quote}",
             f.path,
         )
@@ -131,7 +131,7 @@ def _symlink_outside(f: FileChange, known: frozenset[str]) -> Iterator[Violation
         if problem is not None:
             yield Violation(
                 "symlink-outside",
-                f'{_show(f.path)}: symlink to "{_show(f.symlink_target or "")}" {problem}',
+                f'{show(f.path)}: symlink to "{show(f.symlink_target or "")}" {problem}',
                 f.path,
             )
 
@@ -159,7 +159,7 @@ def _symlink_problem(path: str, target: str, known: frozenset[str]) -> str | Non
                 return "points into .git"
         here = "/".join(resolved)
         if index + 1 < len(steps) and here in known:
-            return f"goes through {_show(here)}, a file or symlink, so where it leads is unclear"
+            return f"goes through {show(here)}, a file or symlink, so where it leads is unclear"
     return None
 
 
@@ -169,7 +169,7 @@ def _binary(f: FileChange, c: Constraints) -> Iterator[Violation]:
         verb = "renamed" if f.status is FileStatus.RENAMED else _VERBS[f.status]
         yield Violation(
             "binary-file",
-            f"{_show(f.path)}: binary file {verb}, but binary files are not allowed "
+            f"{show(f.path)}: binary file {verb}, but binary files are not allowed "
             f"({_setting(c, 'allow_binary')})",
             f.path,
         )
@@ -179,7 +179,7 @@ def _oversized(f: FileChange, c: Constraints) -> Iterator[Violation]:
     if f.status in _PRESENT and f.size > c.max_file_bytes:
         yield Violation(
             "oversized-file",
-            f"{_show(f.path)}: {f.size:,} bytes, over the limit of {c.max_file_bytes:,} bytes "
+            f"{show(f.path)}: {f.size:,} bytes, over the limit of {c.max_file_bytes:,} bytes "
             f"({_setting(c, 'max_file_bytes')})",
             f.path,
         )
@@ -196,7 +196,7 @@ def _line_budget(change: Change, c: Constraints, estimated: int | None) -> Itera
     if total <= budget:
         return
     biggest = sorted(change.files, key=lambda f: (-(f.added + f.deleted), f.path))
-    shown = ", ".join(f"{_show(f.path)} ({f.added + f.deleted})" for f in biggest[:_BIGGEST_SHOWN])
+    shown = ", ".join(f"{show(f.path)} ({f.added + f.deleted})" for f in biggest[:_BIGGEST_SHOWN])
     yield Violation(
         "line-budget",
         f"the change adds or deletes {total} lines, over its budget of {budget} ({basis} x "
@@ -208,8 +208,8 @@ def _touched(f: FileChange) -> Iterator[tuple[str, str]]:
     """Each path the change concerns with what happened to it; a rename concerns both ends."""
     if f.status is FileStatus.RENAMED:
         if f.old_path is not None:
-            yield f.old_path, f"renamed to {_show(f.path)}"
-            yield f.path, f"renamed from {_show(f.old_path)}"
+            yield f.old_path, f"renamed to {show(f.path)}"
+            yield f.path, f"renamed from {show(f.old_path)}"
         else:
             yield f.path, "renamed"
     else:
@@ -260,13 +260,13 @@ def _quote(line: str, match: re.Match[str]) -> str:
     start = max(0, match.start() - _QUOTE_CHARS // 4)
     end = start + _QUOTE_CHARS
     text = line[start:end].strip() if start else line[:end].lstrip()
-    return ("..." if start else "") + _show(text) + ("..." if end < len(line) else "")
+    return ("..." if start else "") + show(text) + ("..." if end < len(line) else "")
 
 
 def _lines(count: int) -> str:
     return "an added line" if count == 1 else f"{count} added lines"
 
 
-def _show(text: str) -> str:
+def show(text: str) -> str:
     """Escape control characters: paths and lines come from the agent and end up in terminals."""
     return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)

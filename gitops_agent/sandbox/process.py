@@ -1,23 +1,25 @@
-"""Run one command so that nothing it starts outlives it: the agent, the `Run:` codemod, the gate.
+"""Run one program so that nothing it starts outlives it, pumping its output and its input.
 
-The command runs in its own session (so its own process group). When it ends, times out or falls
-silent, the whole group is terminated (SIGTERM, a grace period, SIGKILL), and so is any process
-that left the group but still carries this run's tag in its environment (the way Jenkins finds
-a build's daemons by BUILD_ID).
+The program runs in its own session (so its own process group), and this process is a child
+subreaper: a daemon that double-forks or calls setsid is re-parented to us, not to init, so it
+stays findable. When the program ends, times out or falls silent, its group, its descendants and
+every process re-parented to us meanwhile are terminated (SIGTERM, a grace period, SIGKILL).
+Inside a PID namespace (bubblewrap) the kernel does the same on its own when the program exits.
 """
 
 from __future__ import annotations
 
 import codecs
 import contextlib
+import ctypes
 import os
 import selectors
 import shutil
 import signal
 import subprocess
+import sys
 import time
-import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +28,6 @@ from gitops_agent.errors import UserError
 KILL_GRACE = 2.0  # seconds between SIGTERM and SIGKILL
 WATCH_INTERVAL = 1.0  # least time between two walks of watch_dir
 WATCH_MAX_SHARE = 0.05  # a walk may use at most this share of the time (bigger trees: rarer walks)
-TAG_VARIABLE = "GITOPS_AGENT_PROCESS_TAG"  # set in the child's environment, one value per run
 
 _POLL = 0.05  # how often we look at the child when it is quiet
 _READ_SIZE = 65536
@@ -44,6 +45,14 @@ class ProcessResult:
     duration: float
 
 
+def find_bash(env: Mapping[str, str]) -> str:
+    """bash, as the command's PATH finds it; raises UserError when there is none."""
+    bash = shutil.which("bash", path=env.get("PATH", os.defpath))
+    if bash is None:
+        raise UserError("bash was not found on PATH; gitops-agent runs every command with bash -c")
+    return bash
+
+
 def run_command(
     command: str,
     cwd: Path,
@@ -56,23 +65,47 @@ def run_command(
     max_output: int = 200_000,
     on_output: Callable[[str], None] | None = None,
 ) -> ProcessResult:
-    """Run `bash -c command` in `cwd`, feed it `stdin_text` then close stdin, and reap its group.
+    """Run `bash -c command` in `cwd`, unconfined; see `run_program`."""
+    child_env = dict(os.environ if env is None else env)
+    return run_program(
+        [find_bash(child_env), "-c", command],
+        cwd,
+        stdin_text=stdin_text,
+        env=child_env,
+        timeout=timeout,
+        idle_timeout=idle_timeout,
+        watch_dir=watch_dir,
+        max_output=max_output,
+        on_output=on_output,
+    )
 
-    Never raises for how the command ended; raises UserError when it cannot start at all.
+
+def run_program(
+    argv: Sequence[str],
+    cwd: Path,
+    *,
+    stdin_text: str = "",
+    env: Mapping[str, str],
+    timeout: float,
+    idle_timeout: float | None = None,
+    watch_dir: Path | None = None,
+    max_output: int = 200_000,
+    on_output: Callable[[str], None] | None = None,
+) -> ProcessResult:
+    """Run `argv` in `cwd`, feed it `stdin_text` then close stdin, and reap all it started.
+
+    Never raises for how the program ended; raises UserError when it cannot start at all.
     """
     if not cwd.is_dir():
         problem = "is not a directory" if cwd.exists() else "does not exist"
         raise UserError(f"the working directory {problem}", path=str(cwd))
-    child_env = dict(os.environ if env is None else env)
-    bash = shutil.which("bash", path=child_env.get("PATH", os.defpath))
-    if bash is None:
-        raise UserError("bash was not found on PATH; gitops-agent runs every command with bash -c")
-    child_env[TAG_VARIABLE] = token = uuid.uuid4().hex
+    _become_subreaper()
+    children_before = frozenset(_children_of(os.getpid()))
     try:
         proc = subprocess.Popen(
-            [bash, "-c", command],
+            list(argv),
             cwd=cwd,
-            env=child_env,
+            env=dict(env),
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -80,8 +113,8 @@ def run_command(
             bufsize=0,
         )
     except OSError as exc:
-        raise UserError(f"cannot start bash here: {exc.strerror}", path=str(cwd)) from exc
-    run = _Run(proc, f"{TAG_VARIABLE}={token}".encode(), max_output, on_output)
+        raise UserError(f"cannot start {argv[0]}: {exc.strerror}", path=str(cwd)) from exc
+    run = _Run(proc, children_before, max_output, on_output)
     try:
         run.feed(stdin_text.encode("utf-8"))
         timed_out, idle = run.wait(timeout, idle_timeout, watch_dir)
@@ -110,13 +143,13 @@ class _Run:
     def __init__(
         self,
         proc: subprocess.Popen[bytes],
-        tag: bytes,
+        children_before: frozenset[int],
         max_output: int,
         on_output: Callable[[str], None] | None,
     ) -> None:
         assert proc.stdin is not None and proc.stdout is not None
         self.proc = proc
-        self.tag = tag
+        self.children_before = children_before
         self.started = time.monotonic()
         self.last_activity = self.started
         self.max_output = max_output
@@ -166,9 +199,10 @@ class _Run:
     def finish(self) -> None:
         """Terminate whatever is left of the process group, then read the pipe to its end."""
         self._close_stdin()
-        if _survivors(self.proc.pid, self.tag):
-            _terminate(self.proc, self.tag)
+        if _survivors(self.proc.pid, self.children_before):
+            _terminate(self.proc, self.children_before)
         self.proc.wait()
+        _reap_adopted(self.children_before | {self.proc.pid})
         drain_until = time.monotonic() + _DRAIN_LIMIT
         while self.stdout_fd in self.selector.get_map() and time.monotonic() < drain_until:
             self._pump(_POLL)
@@ -296,20 +330,25 @@ def tree_signature(root: Path) -> tuple[int, int, int]:
     return count, mtimes, sizes
 
 
-def _survivors(pgid: int, tag: bytes) -> list[int]:
-    """Live processes of the group, plus those that left it but carry our tag in their environment.
+_PR_SET_CHILD_SUBREAPER = 36
 
-    Zombies do not count: they are dead, and where PID 1 does not reap orphans they stay forever.
-    """
+
+def _become_subreaper() -> None:
+    """Orphans of our children come to us instead of init, so none can slip away by forking."""
+    if sys.platform != "linux":
+        return
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.prctl(_PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "cannot become a child subreaper")
+
+
+def _process_table() -> dict[int, tuple[int, int, bool]] | None:
+    """pid -> (parent pid, process group, is a zombie); None without procfs."""
     try:
         names = os.listdir("/proc")
-    except FileNotFoundError:  # no procfs (macOS): fall back to asking about the group only
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
-            return []
-        return [pgid]
-    found: list[int] = []
+    except FileNotFoundError:
+        return None
+    table: dict[int, tuple[int, int, bool]] = {}
     for name in names:
         if not name.isdigit():
             continue
@@ -320,38 +359,68 @@ def _survivors(pgid: int, tag: bytes) -> list[int]:
             continue
         # The command name (field 2) may hold spaces and parentheses: read after the last ")".
         fields = stat[stat.rfind(b")") + 2 :].split()
-        if len(fields) < 3 or fields[0] in (b"Z", b"X"):
-            continue
-        if int(fields[2]) == pgid:
-            found.append(int(name))
-            continue
+        if len(fields) >= 3:
+            table[int(name)] = (int(fields[1]), int(fields[2]), fields[0] in (b"Z", b"X"))
+    return table
+
+
+def _children_of(pid: int) -> list[int]:
+    table = _process_table() or {}
+    return [child for child, (parent, _, _) in table.items() if parent == pid]
+
+
+def _survivors(root: int, children_before: frozenset[int]) -> list[int]:
+    """Live processes the program started: its group, its descendants, and orphans adopted by us.
+
+    Zombies do not count: they are dead (and we reap the ones adopted by us).
+    """
+    table = _process_table()
+    if table is None:  # no procfs (macOS): fall back to asking about the group only
         try:
-            with open(f"/proc/{name}/environ", "rb") as f:
-                environ = f.read()
-        except OSError:
-            continue
-        if tag in environ.split(b"\0"):
-            found.append(int(name))
-    return found
+            os.killpg(root, 0)
+        except (ProcessLookupError, PermissionError):
+            return []
+        return [root]
+    me = os.getpid()
+    tops = {root} | {
+        pid for pid, (parent, _, _) in table.items() if parent == me and pid not in children_before
+    }
+    found = {pid for pid, (_, group, _) in table.items() if group == root} | tops
+    grew = True
+    while grew:
+        more = {pid for pid, (parent, _, _) in table.items() if parent in found} - found
+        found |= more
+        grew = bool(more)
+    return sorted(pid for pid in found if pid in table and not table[pid][2])
 
 
-def _terminate(proc: subprocess.Popen[bytes], tag: bytes) -> None:
+def _reap_adopted(children_before: frozenset[int]) -> None:
+    """Collect the exit status of orphans re-parented to us, so they do not stay zombies."""
+    for pid in _children_of(os.getpid()):
+        if pid not in children_before:
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(pid, os.WNOHANG)
+
+
+def _terminate(proc: subprocess.Popen[bytes], children_before: frozenset[int]) -> None:
     """SIGTERM the group and its escapees, wait up to KILL_GRACE, then SIGKILL what is left."""
     pgid = proc.pid
-    _signal_all(pgid, _survivors(pgid, tag), signal.SIGTERM)
+    _signal_all(pgid, _survivors(pgid, children_before), signal.SIGTERM)
     deadline = time.monotonic() + KILL_GRACE
     while time.monotonic() < deadline:
         proc.poll()  # reap the main process, or it lingers as a member of the group
-        if not _survivors(pgid, tag):
+        _reap_adopted(children_before | {proc.pid})
+        if not _survivors(pgid, children_before):
             return
         time.sleep(_POLL)
     # A process may fork while we kill; a few rounds catch the newborns.
     for _ in range(20):
-        left = _survivors(pgid, tag)
+        left = _survivors(pgid, children_before)
         if not left:
             return
         _signal_all(pgid, left, signal.SIGKILL)
         proc.poll()
+        _reap_adopted(children_before | {proc.pid})
         time.sleep(_POLL)
 
 

@@ -1,46 +1,38 @@
 """A session: the eligible tasks, one after another, each kept only if it obeys every rule.
 
-For each task: reset the session's own checkout to the session branch's tip, run the agent (or
-the task's `Run:` command), put back any git metadata it touched in the user's repository,
-inspect what changed, run the base's gate on exactly the tree to commit, then commit it on
-`autonomous/<session>` or throw it away and try again with the failure as feedback.
+This module only sequences: `queue` chooses the tasks (pure), `attempt` runs one attempt and
+judges it, and the loop here applies the session's limits, commits what passed on
+`autonomous/<session>` (compare-and-swap) and writes the results back. Agents and gates work in
+directories outside the user's repository, confined (`runner`), so nothing they do reaches it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 import secrets
-import shutil
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
 from gitops_agent import __version__
-from gitops_agent.agents import (
-    AgentResult,
-    AgentSpec,
-    require_installed,
-    resolve_agent,
-    run_agent,
-    run_shell,
-)
-from gitops_agent.commands.check import check
+from gitops_agent.agents import AgentSpec, require_installed, resolve_agent
 from gitops_agent.constraints import Constraints
 from gitops_agent.errors import UserError
-from gitops_agent.files import decode, write_atomic
+from gitops_agent.files import decode, remove_tree, write_atomic
 from gitops_agent.gate import resolve_gate, run_gate
-from gitops_agent.git import Checkout, Repo
+from gitops_agent.git import Repo, Workspace
 from gitops_agent.git.remote import DEFAULT_REMOTE, adopt_remote_branch, remote_url
 from gitops_agent.github import PullRequest
 from gitops_agent.memory import record_session
 from gitops_agent.notify import notify, notify_urls, session_notification
-from gitops_agent.plan import Queue, Task, set_status
-from gitops_agent.policy.inspect import inspect_change
+from gitops_agent.plan import Task, set_status
+from gitops_agent.policy.eligibility import verdicts as check
 from gitops_agent.project import base_of, find_root
 from gitops_agent.rejected import (
     NEEDS_HUMAN,
     STATUS_TRAILER,
-    left_behind,
     marked_awaiting_review,
     rejected_tasks,
     status_trailer,
@@ -48,10 +40,14 @@ from gitops_agent.rejected import (
 from gitops_agent.render import render
 from gitops_agent.results import MEMORY_BRANCH, Listener, Outcome, SessionResult, TaskResult
 from gitops_agent.review import tasks_awaiting_review
+from gitops_agent.runner import Runner
 from gitops_agent.runstate import RunState, run_lock
+from gitops_agent.session import queue as selection
+from gitops_agent.session.attempt import Context, Places, Verdict, attempt
 
 BRANCH_PREFIX = "autonomous/"
 STATE_DIR = "gitops-agent"  # under the repository's git directory
+WORK_VARIABLE = "GITOPS_AGENT_WORK_DIR"  # where workspaces live, instead of the cache directory
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,22 +74,31 @@ def run_session(options: RunOptions, listener: Listener | None = None) -> Sessio
         if notes:  # a run was killed: what it held is ours to clear now
             for lock in repo.clear_own_ref_locks():
                 listener.note(f"Removed {lock}, left by the killed run.")
-        _remove_leftover_checkouts(state_dir)
-        return _Session(repo, state_dir, options, listener).run()
+        work = work_dir(repo)
+        if work.is_dir():  # workspaces of runs that were killed: nothing in them is kept
+            for leftover in work.iterdir():
+                remove_tree(leftover)
+        return _Session(repo, state_dir, work, options, listener).run()
 
 
-def _remove_leftover_checkouts(state_dir: Path) -> None:
-    """Checkouts of runs that were killed: nothing in them is kept, by design."""
-    checkouts = state_dir / "checkouts"
-    if checkouts.is_dir():
-        for leftover in checkouts.iterdir():
-            shutil.rmtree(leftover, ignore_errors=False)
+def work_dir(repo: Repo) -> Path:
+    """Where this repository's workspaces live: outside it, in the user's cache directory.
+
+    One directory per repository (named by a hash of its path), emptied by the next run.
+    """
+    base = os.environ.get(WORK_VARIABLE)
+    if not base:
+        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+        base = str(Path(cache) / "gitops-agent" / "work")
+    key = hashlib.sha256(str(repo.common_dir).encode()).hexdigest()[:16]
+    return Path(base).resolve() / f"{repo.root.name[:40]}-{key}"
 
 
 @dataclass
 class _Session:
     repo: Repo
     state_dir: Path
+    work: Path
     options: RunOptions
     listener: Listener
     results: list[TaskResult] = field(default_factory=list)
@@ -104,6 +109,7 @@ class _Session:
         self.branch = f"{BRANCH_PREFIX}{self.session}"
         chosen = base_of(self.repo, self.options.plan, self.options.constraints)
         project, base, base_commit = chosen.project, chosen.branch, chosen.commit
+        self.runner = Runner.create(project.constraints)  # refuses before anything is written
         # A fresh clone (every scheduled run) continues the remote's memory branch.
         has_remote = remote_url(self.repo, DEFAULT_REMOTE) is not None
         if (
@@ -127,20 +133,20 @@ class _Session:
         self.stopped: str | None = None
         self.gate_failed_on_base = False
         self.run_state = RunState(self.state_dir, self.session)
-        checkout_dir = self.state_dir / "checkouts" / self.session
-        self.checkout: Checkout | None = None
+        root = self.work / self.session
         try:
             queue = self._queue()
             if queue:
                 self.run_state.update(phase="checkout")
-                checkout_dir.parent.mkdir(parents=True, exist_ok=True)
-                self.checkout = Checkout.create(self.repo, checkout_dir, base_commit)
+                root.mkdir(parents=True)
+                self.places = Places(
+                    agent=Workspace(self.repo, root / "tree"),
+                    gate=Workspace(self.repo, root / "gate"),
+                    scratch=root / "scratch",
+                )
                 self._run_queue(queue)
         finally:
-            if self.checkout is not None:
-                self.checkout.remove()
-            elif checkout_dir.exists():
-                shutil.rmtree(checkout_dir)
+            remove_tree(root)
             self.run_state.clear()
         result = self._finish(started_at)
         settings = project.plan.settings
@@ -156,41 +162,25 @@ class _Session:
     def _queue(self) -> list[Task]:
         """Record blocked and skipped tasks; return the ones to run, in plan order."""
         verdicts = check(self.project, self.options.agent_command)
-        wanted = set(self.options.task_ids)
         known = {v.task.id for v in verdicts}
         for task_id in self.options.task_ids:
             if task_id not in known:
                 raise UserError(f"no task `{task_id}` in the plan (--task)", self.project.plan.path)
-        # Tasks named with --task whatever their queue; otherwise the Ready ones not yet done.
-        considered = [
-            v
-            for v in verdicts
-            if (
-                v.task.id in wanted
-                if wanted
-                else v.task.queue is Queue.READY and v.task.status != "DONE"
-            )
-        ]
+        considered = selection.considered(verdicts, self.options.task_ids)
         awaiting = tasks_awaiting_review(self.repo, self.base_commit)
         # Eligible means READY under the Ready heading: never DONE (merged) on the base.
         rejected = self._rejected([v.task.id for v in considered if v.eligible])
         queue: list[Task] = []
-        for verdict in considered:
-            task = verdict.task
-            waiting = awaiting.get(task.id)
-            pull = rejected.get(task.id)
-            if not verdict.eligible:
-                self._record(task, Outcome.BLOCKED, " ".join(verdict.reasons))
-            elif pull is not None and (waiting is None or left_behind(waiting.branch, pull)):
-                self._mark_needs_human(task, pull)
-            elif waiting is not None:
-                self._record(
-                    task,
-                    Outcome.SKIPPED,
-                    f"Its result already awaits review on {waiting.branch} ({waiting.tip[:12]}).",
-                )
+        for choice in selection.choose(considered, awaiting, rejected):
+            if choice.decision is selection.Decision.BLOCKED:
+                self._record(choice.task, Outcome.BLOCKED, choice.reason)
+            elif choice.decision is selection.Decision.NEEDS_HUMAN:
+                assert choice.pull is not None
+                self._mark_needs_human(choice.task, choice.pull)
+            elif choice.decision is selection.Decision.AWAITING:
+                self._record(choice.task, Outcome.SKIPPED, choice.reason)
             else:
-                queue.append(task)
+                queue.append(choice.task)
         if self.agent is not None and any(task.run is None for task in queue):
             settings = self.project.plan.settings
             from_plan = self.options.agent_command is None
@@ -257,9 +247,12 @@ class _Session:
     # -- running them ------------------------------------------------------------------------
 
     def _run_queue(self, queue: list[Task]) -> None:
-        assert self.gate is not None and self.checkout is not None
+        assert self.gate is not None
         self.run_state.update(phase="baseline gate")
-        baseline = run_gate(self.gate, self.checkout.path, self._task_timeout())
+        self.places.gate.reset(self.base_commit)
+        baseline = run_gate(
+            self.gate, self.places.gate.path, self._task_timeout(), self.runner, self.places.scratch
+        )
         if not baseline.passed:
             self.gate_failed_on_base = True
             self.stopped = (
@@ -311,101 +304,61 @@ class _Session:
         return self.constraints.task_timeout_minutes * 60.0
 
     def _run_task(self, task: Task) -> TaskResult:
-        assert self.checkout is not None and self.gate is not None
+        assert self.gate is not None
+        ctx = Context(
+            repo=self.repo,
+            places=self.places,
+            runner=self.runner,
+            constraints=self.constraints,
+            gate=self.gate,
+            agent=self.agent,
+            plan_path=self.project.plan.path,
+            protected_paths=(*self.project.protected_paths, *self._gate_paths()),
+        )
         attempts = self.constraints.max_attempts
         started = time.monotonic()
         feedback: str | None = None
-        failure = ""
-        violations: tuple[str, ...] = ()
-        gate_output = ""
-        for attempt in range(1, attempts + 1):
-            self._phase(task, "agent", attempt, attempts)
-            self.checkout.reset(self.tip)
-            snapshot = self.repo.snapshot_metadata()
-            ran = self._run_agent(task, feedback)
-            restored = self.repo.restore_metadata(snapshot)
-            if ran.rate_limit is not None:
-                when = ran.rate_limit.resume_at
+        for number in range(1, attempts + 1):
+            self._phase(task, "agent", number, attempts)
+            prompt = None if task.run is not None else self._prompt(task, feedback)
+            result = attempt(ctx, task, self.tip, prompt)
+            if result.verdict is Verdict.LIMITED:
+                assert result.rate_limit is not None
+                when = result.rate_limit.resume_at
                 resume = f" It can resume after {when:%Y-%m-%d %H:%M %Z}." if when else ""
-                said = ran.rate_limit.message.strip()
+                said = result.rate_limit.message.strip()
                 self.stopped = f"the agent hit its usage limit: {said}"
                 return self._record(
                     task,
                     Outcome.SKIPPED,
                     f"Not finished: the agent hit its usage limit ({said}).{resume}",
-                    attempts=attempt,
+                    attempts=number,
                     duration=time.monotonic() - started,
                 )
-            failure, violations, gate_output = "", (), ""
-            retry = True
-            if restored:
-                violations = tuple(f"Outside its checkout: {what}" for what in restored)
-                failure = "The agent changed git metadata outside its own checkout (restored)."
-            elif ran.timed_out:
-                failure = (
-                    f"The agent ran past the task timeout of "
-                    f"{self.constraints.task_timeout_minutes} minutes and was stopped."
+            if result.verdict is Verdict.PASSED:
+                assert result.tree is not None
+                self._phase(task, "commit", number, attempts)
+                commit = self._commit(task, result.tree)
+                return self._record(
+                    task,
+                    Outcome.COMMITTED,
+                    f"Passed every rule and the quality gate ({self.gate.source}).",
+                    commit=commit,
+                    attempts=number,
+                    duration=time.monotonic() - started,
+                    changed_files=result.changed,
                 )
-                retry = False
-            elif ran.idle:
-                failure = (
-                    f"The agent was silent for {self.constraints.idle_timeout_minutes} minutes "
-                    "and was stopped."
-                )
-                retry = False
-            elif ran.exit_code != 0:
-                failure = f"The agent exited with status {ran.exit_code}."
-                gate_output = ran.output[-2000:]
-            if not failure:
-                self._phase(task, "inspect", attempt, attempts)
-                failure, violations, tree, changed = self._inspect(task)
-                if not failure:
-                    self._phase(task, "gate", attempt, attempts)
-                    gate = run_gate(self.gate, self.checkout.path, self._task_timeout())
-                    if gate.passed:
-                        self._phase(task, "commit", attempt, attempts)
-                        commit = self._commit(task, tree)
-                        return self._record(
-                            task,
-                            Outcome.COMMITTED,
-                            f"Passed every rule and the quality gate ({self.gate.source}).",
-                            commit=commit,
-                            attempts=attempt,
-                            duration=time.monotonic() - started,
-                            changed_files=changed,
-                        )
-                    failure = f"The quality gate failed: `{gate.command}`."
-                    gate_output = gate.output
-            feedback = _feedback(attempt, failure, violations, gate_output)
-            if not retry:
+            feedback = _feedback(number, result.failure, result.violations, result.output)
+            if result.verdict is Verdict.STOPPED:
                 break
         return self._record(
             task,
             Outcome.ROLLED_BACK,
-            failure,
-            attempts=attempt,
+            result.failure,
+            attempts=number,
             duration=time.monotonic() - started,
-            violations=violations,
-            gate_output=gate_output,
-        )
-
-    def _run_agent(self, task: Task, feedback: str | None) -> AgentResult:
-        assert self.checkout is not None
-        timeout = self._task_timeout()
-        idle = self.constraints.idle_timeout_minutes * 60.0 or None
-        if task.run is not None:
-            return run_shell(
-                task.run, self.checkout.path, task_id=task.id, timeout=timeout, idle_timeout=idle
-            )
-        assert self.agent is not None  # pre-flight refuses a task with neither
-        prompt = self._prompt(task, feedback)
-        return run_agent(
-            self.agent,
-            prompt,
-            self.checkout.path,
-            task_id=task.id,
-            timeout=timeout,
-            idle_timeout=idle,
+            violations=result.violations,
+            gate_output=result.output,
         )
 
     def _prompt(self, task: Task, feedback: str | None) -> str:
@@ -426,35 +379,6 @@ class _Session:
 
     def _gate_paths(self) -> tuple[str, ...]:
         return self.gate.paths if self.gate is not None else ()
-
-    def _inspect(self, task: Task) -> tuple[str, tuple[str, ...], str, tuple[str, ...]]:
-        """(failure, violations, tree to commit, changed paths); failure "" when it may go on.
-
-        The plan's status line is written into the checkout before the gate runs, so the gate
-        judges exactly the tree that is committed.
-        """
-        assert self.checkout is not None
-        change = self.checkout.capture(self.tip)
-        if change.is_empty:
-            return "The agent changed nothing.", (), "", ()
-        found = inspect_change(
-            change,
-            self.constraints,
-            estimated_lines=task.estimated_lines,
-            protected_paths=(*self.project.protected_paths, *self._gate_paths()),
-        )
-        if found:
-            count = len(found)
-            more = f" (and {count - 1} more)" if count > 1 else ""
-            failure = f"The change broke a rule{more}: {found[0].message}"
-            return failure, tuple(v.message for v in found), "", ()
-        plan_rel = self.project.plan.path
-        plan_file = self.checkout.path / plan_rel
-        text = decode(plan_file.read_bytes(), plan_rel)
-        updated = set_status(text, task.id, "DONE", plan_rel).encode()
-        write_atomic(plan_file, updated)
-        tree = self.repo.replace_in_tree(change.tree, {plan_rel: updated})
-        return "", (), tree, tuple(f.path for f in change.files)
 
     def _ensure_branch(self) -> None:
         if not self.branch_made:
@@ -506,6 +430,8 @@ class _Session:
             tasks=tuple(self.results),
             stopped=self.stopped,
             gate_failed_on_base=self.gate_failed_on_base,
+            confinement=self.runner.sandbox.describe(),
+            unconfined=not self.runner.sandbox.confined,
         )
         if self.branch_made:
             pr_path = self.state_dir / "sessions" / self.session / "pr-body.md"

@@ -1,0 +1,449 @@
+"""A directory the tool keeps equal to one tree: where an agent works, or where a gate runs.
+
+It lives outside the user's repository. Everything the tool relies on (which tree it holds,
+each file's blob id and its stat signature at the moment the tool wrote or hashed it) lives in
+this process, out of reach of what runs in the directory. The directory's `.git` is a fresh,
+throw-away repository made for the command that runs there (so an agent can use git); the tool
+never reads it, and replaces it before every use.
+
+A file counts as unchanged only when its full stat signature (inode, size, mode, mtime, ctime)
+is what the tool recorded and it was not "racy": written in the same clock tick as the record
+was taken (git's rule: such a file is compared by content). Any write, chmod, rename or link
+changes ctime, which no process can set, so nothing can look unchanged without being so.
+Everything else is hashed by the tool from the file itself, read once, without following links.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pygit2
+from pygit2.enums import DeltaStatus, DiffFind, DiffOption
+from pygit2.enums import FileMode as Mode
+
+from gitops_agent.change import SYMLINK_MODE, Change, FileChange, FileStatus, Refusal
+from gitops_agent.files import remove_tree as remove_path
+
+from .repo import DEFAULT_IDENTITY, Repo, StoredBlob
+
+_GITLINK = int(Mode.COMMIT)
+_EXECUTABLE = int(Mode.BLOB_EXECUTABLE)
+_STATUS = {
+    DeltaStatus.ADDED: FileStatus.ADDED,
+    DeltaStatus.MODIFIED: FileStatus.MODIFIED,
+    DeltaStatus.DELETED: FileStatus.DELETED,
+    DeltaStatus.RENAMED: FileStatus.RENAMED,
+    DeltaStatus.TYPECHANGE: FileStatus.TYPECHANGE,
+}
+_WORK_BRANCH = "work"
+_CONFIG = (
+    "[core]\n\trepositoryformatversion = 0\n\tfilemode = true\n\tbare = false\n"
+    f"[user]\n\tname = {DEFAULT_IDENTITY[0]}\n\temail = {DEFAULT_IDENTITY[1]}\n"
+    "[gc]\n\tauto = 0\n"
+)
+
+Signature = tuple[int, int, int, int, int]  # inode, mode, size, mtime, ctime (ns)
+
+
+@dataclass(frozen=True, slots=True)
+class _Known:
+    """A file (or symlink) as the tool last saw it: its blob, git mode and stat signature."""
+
+    oid: pygit2.Oid
+    mode: int
+    sig: Signature
+
+
+def _signature(st: os.stat_result) -> Signature:
+    return (st.st_ino, st.st_mode, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def _git_mode(st: os.stat_result) -> int:
+    if stat.S_ISLNK(st.st_mode):
+        return SYMLINK_MODE
+    return _EXECUTABLE if st.st_mode & 0o100 else int(Mode.BLOB)
+
+
+def _refusal(name: str) -> str | None:
+    """Why a path component may not be committed; None when it may."""
+    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+        return "its name holds a control character"
+    if any("\udc80" <= ch <= "\udcff" for ch in name):
+        return "its name is not valid UTF-8"
+    folded = name.casefold().rstrip(". ")
+    if folded in (".git", "git~1"):
+        return "it is named like git's own directory (.git), which git refuses to check out"
+    return None
+
+
+class Workspace:
+    """A work tree of the user's repository, outside it, reset to any commit's tree on demand."""
+
+    def __init__(self, repo: Repo, path: Path) -> None:
+        self._user = repo
+        self.path = path
+        self._stamp_file = path.parent / f".{path.name}.stamp"
+        self._tree: pygit2.Tree | None = None
+        self._flat: dict[str, tuple[pygit2.Oid, int]] = {}  # the tree's files: path -> (id, mode)
+        self._known: dict[str, _Known] = {}
+        self._stamp = 0
+        # For ignore rules only: a private repository whose work tree is ours. Nothing of the
+        # directory's own .git is read (its config or info/exclude would be the agent's).
+        path.mkdir(parents=True, exist_ok=True)
+        private = path.parent / f".{path.name}.git"
+        if not private.exists():
+            pygit2.init_repository(str(private), bare=True)
+        self._ignores = pygit2.Repository(str(private))
+        self._ignores.workdir = str(path)
+
+    @property
+    def tree(self) -> str | None:
+        """The tree the directory was last made equal to."""
+        return None if self._tree is None else str(self._tree.id)
+
+    # -- making the directory equal to a tree -----------------------------------------------
+
+    def reset(self, commit: str, *, tree: str | None = None) -> None:
+        """Make the directory exactly `commit`'s tree, or `tree` (whatever ran in it), with a
+        fresh `.git` whose HEAD is `commit`.
+
+        Only what differs is rewritten; a changed file is replaced, never written through.
+        """
+        target = self._user._commit(commit)
+        tree_obj = target.tree if tree is None else self._user._repo[tree].peel(pygit2.Tree)
+        flat = self._flat_of(tree_obj)
+        self.path.mkdir(parents=True, exist_ok=True)
+        dirs = _parent_dirs(flat)
+        seen: set[str] = set()
+        self._known = {k: v for k, v in self._known.items() if k in flat}
+        for rel, entry, st in self._walk(self.path, "", dirs):
+            wanted = flat.get(rel)
+            if rel in dirs and wanted is None:
+                if stat.S_ISDIR(st.st_mode):
+                    if stat.S_IMODE(st.st_mode) != 0o755:
+                        os.chmod(entry, 0o755)
+                    continue
+                remove_path(entry)
+                entry.mkdir()
+                continue
+            if wanted is None:
+                remove_path(entry)
+                continue
+            seen.add(rel)
+            oid, mode = wanted
+            if mode == _GITLINK:
+                if not stat.S_ISDIR(st.st_mode):
+                    remove_path(entry)
+                    entry.mkdir()
+                continue
+            if self._still(rel, st, oid, mode, entry):
+                continue
+            remove_path(entry)
+            self._write(rel, oid, mode)
+        for rel, (oid, mode) in flat.items():
+            if rel not in seen:
+                _make_parents(self.path, rel)
+                if mode == _GITLINK:
+                    (self.path / rel).mkdir(exist_ok=True)
+                else:
+                    self._write(rel, oid, mode)
+        self._tree, self._flat = tree_obj, flat
+        self._fresh_git_dir(target)
+        self._take_stamp()
+
+    def _still(self, rel: str, st: os.stat_result, oid: pygit2.Oid, mode: int, path: Path) -> bool:
+        """Whether the file at `rel` is the blob `oid` with `mode`, reading it only if need be."""
+        known = self._known.get(rel)
+        if _git_mode(st) != mode or not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+            return False
+        if stat.S_ISREG(st.st_mode) and st.st_nlink != 1:
+            return False  # shared with another file: replace it, never write through it
+        if (
+            known is not None
+            and (known.oid, known.mode) == (oid, mode)
+            and known.sig == _signature(st)
+            and known.sig[4] < self._stamp
+        ):
+            return True
+        if st.st_size != self._user._repo[oid].peel(pygit2.Blob).size:
+            return False
+        data = _read(path, st)
+        if data is None or pygit2.hash(data) != oid:
+            return False
+        self._known[rel] = _Known(oid, mode, _signature(st))
+        return True
+
+    def _write(self, rel: str, oid: pygit2.Oid, mode: int) -> None:
+        path = self.path / rel
+        data = self._user._repo[oid].peel(pygit2.Blob).data
+        if mode == SYMLINK_MODE:
+            os.symlink(os.fsdecode(data), path)
+        else:
+            perms = 0o755 if mode == _EXECUTABLE else 0o644
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, perms)
+            try:
+                os.write(fd, data) if len(data) < 1 << 30 else _write_all(fd, data)
+                os.fchmod(fd, perms)  # exactly, whatever the umask
+            finally:
+                os.close(fd)
+        self._known[rel] = _Known(oid, mode, _signature(os.lstat(path)))
+
+    def _fresh_git_dir(self, commit: pygit2.Commit) -> None:
+        """A new repository in `.git` for whoever works here: HEAD on `work` at `commit`."""
+        git_dir = self.path / ".git"
+        remove_path(git_dir)
+        for sub in ("refs/heads", "refs/tags", "objects/info", "objects/pack"):
+            (git_dir / sub).mkdir(parents=True)
+        (git_dir / "HEAD").write_text(f"ref: refs/heads/{_WORK_BRANCH}\n")
+        (git_dir / "refs" / "heads" / _WORK_BRANCH).write_text(f"{commit.id}\n")
+        (git_dir / "config").write_text(_CONFIG)
+        objects = self._user.common_dir / "objects"
+        (git_dir / "objects" / "info" / "alternates").write_text(f"{objects}\n")
+        # An index of the tree, so `git status` and `git diff` show the work, not every file.
+        raw = pygit2.Repository(str(self.path))
+        raw.index.read_tree(commit.tree)
+        raw.index.write()
+
+    def _take_stamp(self) -> None:
+        """Note the file system's present time: files changed at or after it count as racy."""
+        self._stamp_file.write_bytes(b"")
+        self._stamp = self._stamp_file.stat().st_mtime_ns
+
+    # -- reading what the directory holds ---------------------------------------------------
+
+    def capture(self, *, max_bytes: int) -> tuple[dict[str, StoredBlob | None], list[Refusal]]:
+        """What the directory holds now against its tree: edits by path, and refused entries.
+
+        Like `git add -A` on the files alone: ignored new files are left out; nothing of `.git`
+        is read. Files are hashed into the user's object database. A file over `max_bytes` is
+        refused unread.
+        """
+        assert self._tree is not None, "reset() first"
+        flat, dirs = self._flat, _parent_dirs(self._flat)
+        refusals: list[Refusal] = []
+        edits: dict[str, StoredBlob | None] = {}
+        seen: set[str] = set()
+        for rel, entry, st in self._walk(self.path, "", dirs, refusals, capture=True):
+            if stat.S_ISDIR(st.st_mode):
+                continue  # _walk descends into directories it keeps
+            tracked = flat.get(rel)
+            if tracked is not None and tracked[1] == _GITLINK:
+                refusals.append(Refusal(rel, "it replaces a submodule"))
+                continue
+            if tracked is None and self._ignores.path_is_ignored(rel):
+                continue
+            seen.add(rel)
+            if stat.S_ISREG(st.st_mode) and st.st_nlink != 1:
+                refusals.append(
+                    Refusal(rel, f"it is a hard link ({st.st_nlink} names share its content)")
+                )
+                continue
+            if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
+                refusals.append(Refusal(rel, f"it is a {_kind(st)}, not a file or a symlink"))
+                continue
+            if st.st_size > max_bytes:
+                refusals.append(
+                    Refusal(rel, f"it is {st.st_size} bytes, over the limit of {max_bytes}")
+                )
+                continue
+            mode = _git_mode(st)
+            known = self._known.get(rel)
+            if known is not None and known.sig == _signature(st) and known.sig[4] < self._stamp:
+                oid = known.oid
+            else:
+                data = _read(entry, st)
+                if data is None:
+                    refusals.append(Refusal(rel, "it changed while it was read"))
+                    continue
+                oid = self._user._repo.create_blob(data)
+                self._known[rel] = _Known(oid, mode, _signature(st))
+            if tracked != (oid, mode):
+                edits[rel] = StoredBlob(oid, mode)
+        for rel, (_, mode) in flat.items():
+            if rel not in seen and mode != _GITLINK:
+                edits[rel] = None
+        self._take_stamp()
+        return edits, refusals
+
+    def change(self, edits: dict[str, StoredBlob | None]) -> Change:
+        """The tree with `edits` applied to the directory's tree, and what differs, per file."""
+        assert self._tree is not None, "reset() first"
+        user = self._user
+        deleted = {p: None for p, e in edits.items() if e is None}
+        written = {p: e for p, e in edits.items() if e is not None}
+        # Deletions first, so that a file may become a directory and the reverse.
+        emptied = user._repo[user._edit_tree(self._tree, deleted)].peel(pygit2.Tree)
+        tree = user._repo[user._edit_tree(emptied, written)].peel(pygit2.Tree)
+        files = _file_changes(user._repo, self._tree, tree)
+        return Change(base=str(self._tree.id), tree=str(tree.id), files=files)
+
+    def remove(self) -> None:
+        """Delete the directory and the tool's files beside it."""
+        remove_path(self.path)
+        remove_path(self._stamp_file)
+        remove_path(Path(self._ignores.path))
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _flat_of(self, tree: pygit2.Tree) -> dict[str, tuple[pygit2.Oid, int]]:
+        """Every file of `tree`, from the last one's list and a diff when there is one."""
+        if self._tree is None:
+            return dict(_list_tree(tree, ""))
+        if self._tree.id == tree.id:
+            return self._flat
+        flat = dict(self._flat)
+        diff = self._tree.diff_to_tree(tree, flags=DiffOption.INCLUDE_TYPECHANGE)
+        for delta in diff.deltas:
+            if delta.status in (DeltaStatus.DELETED, DeltaStatus.TYPECHANGE):
+                flat.pop(delta.old_file.path, None)
+            if delta.status != DeltaStatus.DELETED:
+                flat[delta.new_file.path] = (delta.new_file.id, int(delta.new_file.mode))
+        return flat
+
+    def _walk(
+        self,
+        top: Path,
+        prefix: str,
+        dirs: set[str],
+        refusals: list[Refusal] | None = None,
+        *,
+        capture: bool = False,
+    ) -> Iterator[tuple[str, Path, os.stat_result]]:
+        """(relative path, path, lstat) of every entry under `top`, but the top `.git`.
+
+        Yields a directory before its entries, and descends only into directories that stay
+        (reset: the tree's; capture: all but ignored new ones, and none with a refused name).
+        """
+        try:
+            entries = sorted(os.scandir(top), key=lambda e: e.name)
+        except PermissionError:
+            os.chmod(top, 0o755)
+            entries = sorted(os.scandir(top), key=lambda e: e.name)
+        for entry in entries:
+            if not prefix and entry.name == ".git":
+                continue
+            rel = prefix + entry.name
+            st = entry.stat(follow_symlinks=False)
+            if capture:
+                assert refusals is not None
+                problem = _refusal(entry.name)
+                if problem is not None:
+                    refusals.append(Refusal(rel, problem))
+                    continue
+            yield rel, Path(entry.path), st
+            if not stat.S_ISDIR(st.st_mode):
+                continue
+            if capture:
+                if rel in dirs or not self._ignores.path_is_ignored(rel + "/"):
+                    yield from self._walk(Path(entry.path), rel + "/", dirs, refusals, capture=True)
+            elif rel in dirs and rel not in self._flat_gitlinks():
+                yield from self._walk(Path(entry.path), rel + "/", dirs)
+
+    def _flat_gitlinks(self) -> frozenset[str]:
+        return frozenset(p for p, (_, mode) in self._flat.items() if mode == _GITLINK)
+
+
+def _kind(st: os.stat_result) -> str:
+    if stat.S_ISFIFO(st.st_mode):
+        return "named pipe"
+    if stat.S_ISSOCK(st.st_mode):
+        return "socket"
+    if stat.S_ISCHR(st.st_mode) or stat.S_ISBLK(st.st_mode):
+        return "device"
+    return "special file"
+
+
+def _read(path: Path, st: os.stat_result) -> bytes | None:
+    """A file's bytes (a symlink's target), never following a link; None if it changed."""
+    if stat.S_ISLNK(st.st_mode):
+        return os.fsencode(os.readlink(path))
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+    try:
+        if _signature(os.fstat(fd)) != _signature(st):
+            return None
+        chunks = []
+        while chunk := os.read(fd, 1 << 20):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _list_tree(tree: pygit2.Tree, prefix: str) -> Iterator[tuple[str, tuple[pygit2.Oid, int]]]:
+    for entry in tree:
+        path = prefix + str(entry.name)
+        if entry.filemode == Mode.TREE:
+            yield from _list_tree(entry.peel(pygit2.Tree), path + "/")
+        else:
+            yield path, (entry.id, int(entry.filemode))
+
+
+def _parent_dirs(flat: dict[str, tuple[pygit2.Oid, int]]) -> set[str]:
+    dirs: set[str] = set()
+    for path, (_, mode) in flat.items():
+        if mode == _GITLINK:
+            dirs.add(path)
+        parts = path.split("/")[:-1]
+        for end in range(len(parts), 0, -1):
+            parent = "/".join(parts[:end])
+            if parent in dirs:
+                break
+            dirs.add(parent)
+    return dirs
+
+
+def _make_parents(root: Path, rel: str) -> None:
+    parent = os.path.dirname(rel)
+    if parent:
+        (root / parent).mkdir(parents=True, exist_ok=True)
+
+
+def _file_changes(
+    repo: pygit2.Repository, old: pygit2.Tree, new: pygit2.Tree
+) -> tuple[FileChange, ...]:
+    diff = old.diff_to_tree(new, flags=DiffOption.INCLUDE_TYPECHANGE)
+    diff.find_similar(flags=DiffFind.FIND_RENAMES)
+    changes = []
+    for number, listed in enumerate(diff.deltas):
+        patch = diff[number]  # None when there is no text to compare
+        delta = listed if patch is None else patch.delta  # the patch's knows binary for sure
+        status = _STATUS[delta.status]
+        _context, added, deleted = (0, 0, 0) if patch is None else patch.line_stats
+        lines = tuple(
+            line.raw_content.decode("utf-8", "replace").rstrip("\r\n")
+            for hunk in ([] if patch is None else patch.hunks)
+            for line in hunk.lines
+            if line.origin == "+"
+        )
+        mode = 0 if status is FileStatus.DELETED else int(delta.new_file.mode)
+        size, link = 0, None
+        if mode not in (0, Mode.COMMIT):
+            blob = repo[delta.new_file.id].peel(pygit2.Blob)
+            size = blob.size
+            if mode == SYMLINK_MODE:
+                link = blob.data.decode("utf-8", "replace")
+        changes.append(
+            FileChange(
+                path=delta.new_file.path,
+                status=status,
+                old_path=delta.old_file.path if status is FileStatus.RENAMED else None,
+                added=added,
+                deleted=deleted,
+                added_lines=lines,
+                is_binary=bool(delta.is_binary),
+                mode=mode,
+                size=size,
+                symlink_target=link,
+            )
+        )
+    return tuple(changes)

@@ -1,0 +1,70 @@
+"""Which tasks a session runs, and what it records for the others: pure, no I/O."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from gitops_agent.github import PullRequest
+from gitops_agent.plan import Queue, Task
+from gitops_agent.policy.eligibility import Verdict
+from gitops_agent.rejected import left_behind
+from gitops_agent.review import Awaiting
+
+
+class Decision(enum.Enum):
+    RUN = "run"
+    BLOCKED = "blocked"  # a pre-flight rule refuses it
+    NEEDS_HUMAN = "needs_human"  # its pull request was closed without merging
+    AWAITING = "awaiting"  # its result already awaits review
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    task: Task
+    decision: Decision
+    reason: str = ""
+    pull: PullRequest | None = None
+
+
+def considered(verdicts: Sequence[Verdict], task_ids: Sequence[str]) -> list[Verdict]:
+    """Tasks named with --task whatever their queue; otherwise the Ready ones not yet done."""
+    wanted = set(task_ids)
+    return [
+        v
+        for v in verdicts
+        if (
+            v.task.id in wanted
+            if wanted
+            else v.task.queue is Queue.READY and v.task.status != "DONE"
+        )
+    ]
+
+
+def choose(
+    verdicts: Sequence[Verdict],
+    awaiting: Mapping[str, Awaiting],
+    rejected: Mapping[str, PullRequest],
+) -> list[Choice]:
+    """One decision per considered task, in plan order."""
+    choices: list[Choice] = []
+    for verdict in verdicts:
+        task = verdict.task
+        waiting = awaiting.get(task.id)
+        pull = rejected.get(task.id)
+        if not verdict.eligible:
+            choices.append(Choice(task, Decision.BLOCKED, " ".join(verdict.reasons)))
+        elif pull is not None and (waiting is None or left_behind(waiting.branch, pull)):
+            choices.append(Choice(task, Decision.NEEDS_HUMAN, pull=pull))
+        elif waiting is not None:
+            choices.append(
+                Choice(
+                    task,
+                    Decision.AWAITING,
+                    f"Its result already awaits review on {waiting.branch} ({waiting.tip[:12]}).",
+                )
+            )
+        else:
+            choices.append(Choice(task, Decision.RUN))
+    return choices
