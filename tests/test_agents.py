@@ -8,16 +8,52 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
+from gitops_agent import agents
 from gitops_agent.agents import (
     PRESETS,
+    AgentResult,
     AgentSpec,
     detect_rate_limit,
     parse_resume_at,
     resolve_agent,
-    run_agent,
-    run_shell,
 )
 from gitops_agent.errors import UserError
+from gitops_agent.runner import Runner
+from gitops_agent.sandbox import Confinement, choose
+
+# The stand-ins' switches reach them the way any variable reaches an agent: named for it.
+RUNNER = Runner(
+    sandbox=choose(Confinement.REQUIRED),
+    agent_env=("STAND_IN_RATE_LIMIT", "STAND_IN_FAIL", "SOMETHING_ELSE"),
+    gate_env=(),
+    memory_bytes=None,
+    max_processes=None,
+)
+
+
+def run_agent(agent: AgentSpec, prompt: str, workdir: Path, **options: object) -> AgentResult:
+    """The agent, confined as a session runs it, with a private scratch beside `workdir`."""
+    scratch = workdir.parent / f"{workdir.name}-scratch"
+    return agents.run_agent(
+        agent,
+        prompt,
+        workdir,
+        runner=RUNNER,
+        scratch=scratch,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+def run_shell(command: str, workdir: Path, **options: object) -> AgentResult:
+    scratch = workdir.parent / f"{workdir.name}-scratch"
+    return agents.run_shell(
+        command,
+        workdir,
+        runner=RUNNER,
+        scratch=scratch,
+        **options,  # type: ignore[arg-type]
+    )
+
 
 STAND_INS = Path(__file__).parent / "stand_ins"
 PROMPT = "Add a greeting to README.md\n\nDetails on the second line.\n"
@@ -52,14 +88,17 @@ def test_each_preset_runs_its_cli_which_edits_the_checkout(preset: str, repo: Pa
     assert _said(result.output, "prompt_file_first_line") == "Add a greeting to README.md"
 
 
-def test_the_prompt_file_is_outside_the_checkout_and_removed_afterwards(repo: Path) -> None:
+def test_the_prompt_file_is_outside_the_checkout_and_gone_before_the_next_command(
+    repo: Path,
+) -> None:
     result = run_agent(
         resolve_agent("claude"), PROMPT, repo, task_id="T-9", timeout=20, idle_timeout=None
     )
     prompt_file = Path(_said(result.output, "prompt_file"))
     assert prompt_file.is_absolute()
     assert not prompt_file.resolve().is_relative_to(repo.resolve())
-    assert not prompt_file.exists() and not prompt_file.parent.exists()
+    run_shell("true", repo, task_id="T-10", timeout=20, idle_timeout=None)
+    assert not prompt_file.exists()
 
 
 def test_aider_history_files_stay_out_of_the_checkout(repo: Path) -> None:
@@ -121,9 +160,12 @@ def test_a_raw_command_gets_the_prompt_on_stdin_and_in_a_file_and_the_task_id(re
 
 
 def test_a_command_that_does_not_start_with_a_preset_word_is_run_as_written() -> None:
+    raw = resolve_agent("x")
     assert resolve_agent("  my-agent --fast  ") == AgentSpec(
-        "command", "my-agent --fast", resolve_agent("x").rate_limit_patterns
+        "command", "my-agent --fast", raw.rate_limit_patterns, env=raw.env
     )
+    # A raw command may wrap any CLI: it is given every preset's API variables.
+    assert {"ANTHROPIC_API_KEY", "OPENAI_API_KEY", "GEMINI_API_KEY"} <= set(raw.env)
     assert resolve_agent("command claude -p").name == "command"
 
 
@@ -322,7 +364,32 @@ def test_detect_rate_limit_finds_nothing_in_an_ordinary_failure() -> None:
 def test_the_hosts_tokens_are_not_passed_to_an_agent(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setenv("GITHUB_TOKEN", "ghs_secret")
     monkeypatch.setenv("GH_TOKEN", "ghs_secret")
-    monkeypatch.setenv("SOMETHING_ELSE", "kept")
-    command = 'echo "${GITHUB_TOKEN:-none} ${GH_TOKEN:-none} $SOMETHING_ELSE" > seen.txt'
-    run_shell(command, tmp_path, task_id="t", timeout=10, idle_timeout=None)
-    assert (tmp_path / "seen.txt").read_text() == "none none kept\n"
+    monkeypatch.setenv("SOMETHING_ELSE", "kept")  # named in agent_env
+    monkeypatch.setenv("NOT_NAMED", "dropped")
+    command = (
+        'echo "${GITHUB_TOKEN:-none} ${GH_TOKEN:-none} $SOMETHING_ELSE ${NOT_NAMED:-none}"'
+        " > seen.txt"
+    )
+    work = tmp_path / "work"
+    work.mkdir()
+    run_shell(command, work, task_id="t", timeout=10, idle_timeout=None)
+    assert (work / "seen.txt").read_text() == "none none kept none\n"
+
+
+def test_a_named_token_of_the_repository_host_is_still_withheld(
+    tmp_path: Path, monkeypatch
+) -> None:
+    monkeypatch.setenv("GITHUB_TOKEN", "ghs_secret")
+    runner = Runner(RUNNER.sandbox, ("GITHUB_TOKEN",), (), None, None)
+    work = tmp_path / "work"
+    work.mkdir()
+    agents.run_shell(
+        'echo "${GITHUB_TOKEN:-none}" > seen.txt',
+        work,
+        runner=runner,
+        scratch=tmp_path / "scratch",
+        task_id="t",
+        timeout=10,
+        idle_timeout=None,
+    )
+    assert (work / "seen.txt").read_text() == "none\n"

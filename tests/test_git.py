@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from gitops_agent.change import SYMLINK_MODE, FileStatus
+from gitops_agent.change import SYMLINK_MODE, Change, FileStatus
 from gitops_agent.errors import UserError
-from gitops_agent.git import Checkout, RefMovedError, Repo, find_repo_root
+from gitops_agent.git import RefMovedError, Repo, Workspace, find_repo_root
 
 GIT_ENV = {
     **os.environ,
@@ -61,9 +61,27 @@ def repo(user: Path) -> Repo:
     return Repo.open(user)
 
 
+class Checkout:
+    """A workspace as a session uses it: reset to a commit, then captured against it."""
+
+    def __init__(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        self.path = workspace.path
+
+    def reset(self, rev: str) -> None:
+        self.workspace.reset(rev)
+
+    def capture(self) -> Change:
+        edits, refusals = self.workspace.capture(max_bytes=10_000_000)
+        assert refusals == []
+        return self.workspace.change(edits)
+
+
 @pytest.fixture
 def checkout(repo: Repo, tmp_path: Path) -> Iterator[Checkout]:
-    yield Checkout.create(repo, tmp_path / "checkouts" / "one", "main")
+    workspace = Workspace(repo, tmp_path / "work" / "tree")
+    workspace.reset("main")
+    yield Checkout(workspace)
 
 
 def head(root: Path, rev: str = "HEAD") -> str:
@@ -236,7 +254,7 @@ def test_capture_sees_edits_new_deleted_symlink_binary_and_executable_files(
     write(ck / "tool.py", "print(1)\n")
     (ck / "tool.py").chmod(0o755)
 
-    change = checkout.capture("main")
+    change = checkout.capture()
 
     files = {f.path: f for f in change.files}
     assert set(files) == {
@@ -272,7 +290,7 @@ def test_capture_counts_the_agents_own_commits_plus_uncommitted_edits(
     git(ck, "add", "README.md")  # staged, then edited again
     write(ck / "README.md", "# project\nmore and more\n")
 
-    change = checkout.capture("main")
+    change = checkout.capture()
 
     assert {f.path: f.status for f in change.files} == {
         "src/app.py": FileStatus.MODIFIED,
@@ -284,7 +302,7 @@ def test_capture_counts_the_agents_own_commits_plus_uncommitted_edits(
 
 def test_capture_detects_a_rename(checkout: Checkout) -> None:
     os.rename(checkout.path / "src" / "util" / "text.py", checkout.path / "src" / "words.py")
-    [moved] = checkout.capture("main").files
+    [moved] = checkout.capture().files
     assert (moved.status, moved.old_path, moved.path) == (
         FileStatus.RENAMED,
         "src/util/text.py",
@@ -292,14 +310,35 @@ def test_capture_detects_a_rename(checkout: Checkout) -> None:
     )
 
 
-def test_capture_leaves_out_ignored_files_and_nested_repositories(checkout: Checkout) -> None:
+def test_capture_leaves_out_ignored_files(checkout: Checkout) -> None:
     ck = checkout.path
     write(ck / "debug.log", "noise\n")
     write(ck / "build" / "out.bin", b"\x00")
-    git(ck, "init", "-q", "vendor/lib")
-    write(ck / "vendor" / "lib" / "x.py", "x = 1\n")
     write(ck / "kept.txt", "kept\n")
-    assert [f.path for f in checkout.capture("main").files] == ["kept.txt"]
+    assert [f.path for f in checkout.capture().files] == ["kept.txt"]
+
+
+def test_capture_refuses_nested_repositories_hard_links_git_names_and_special_files(
+    checkout: Checkout,
+) -> None:
+    ck = checkout.path
+    git(ck, "init", "-q", "vendor/lib")
+    write(ck / "src" / ".GIT" / "config", "[core]\n")
+    write(ck / "src" / "line\nbreak.py", "x = 1\n")
+    os.link(ck / "src" / "app.py", ck / "src" / "twin.py")
+    os.mkfifo(ck / "src" / "pipe")
+    _edits, refusals = checkout.workspace.capture(max_bytes=10_000_000)
+    refused = {r.path: r.reason for r in refusals}
+    assert set(refused) == {
+        "vendor/lib/.git",
+        "src/.GIT",
+        "src/line\nbreak.py",
+        "src/app.py",
+        "src/twin.py",
+        "src/pipe",
+    }
+    assert "hard link" in refused["src/twin.py"] and "pipe" in refused["src/pipe"]
+    assert "control character" in refused["src/line\nbreak.py"]
 
 
 def test_capture_ignores_the_agents_skip_worktree_tricks_and_config(checkout: Checkout) -> None:
@@ -310,12 +349,12 @@ def test_capture_ignores_the_agents_skip_worktree_tricks_and_config(checkout: Ch
     write(ck / ".git" / "info" / "exclude", "*.py\n")
     write(ck / "new.py", "x = 1\n")
     (ck / "run.sh").chmod(0o644)
-    paths = {f.path for f in checkout.capture("main").files}
+    paths = {f.path for f in checkout.capture().files}
     assert paths == {"README.md", "new.py", "run.sh"}
 
 
 def test_capture_of_an_untouched_checkout_is_empty(checkout: Checkout, user: Path) -> None:
-    change = checkout.capture("main")
+    change = checkout.capture()
     assert change.is_empty
     assert change.tree == head(user, "main^{tree}")
 
@@ -329,7 +368,7 @@ def test_capture_handles_a_file_becoming_a_directory_and_a_directory_a_file(
     (ck / "src" / "util" / "text.py").unlink()
     (ck / "src" / "util").rmdir()
     write(ck / "src" / "util", "now a file\n")
-    change = checkout.capture("main")
+    change = checkout.capture()
     assert git(user, "ls-tree", "-r", "--name-only", change.tree).split() == [
         ".gitignore",
         "README.md/index.md",
@@ -344,15 +383,37 @@ def test_capture_sees_same_size_edits_made_right_after_a_reset(checkout: Checkou
     for _ in range(20):
         checkout.reset("main")
         target.write_text(target.read_text().replace("1", "7"))  # same size, same instant
-        assert [f.path for f in checkout.capture("main").files] == ["src/app.py"]
+        assert [f.path for f in checkout.capture().files] == ["src/app.py"]
 
 
-def test_capture_without_saved_state_still_sees_every_change(checkout: Checkout) -> None:
-    (checkout.path / ".git" / "gitops-agent" / "index").unlink()
+def test_capture_and_reset_never_read_or_follow_the_checkouts_git(
+    checkout: Checkout, user: Path
+) -> None:
+    """An agent that points its .git at the user's: nothing of the user's is read or written."""
+    before = {p: p.read_bytes() for p in (user / ".git").rglob("*") if p.is_file()}
+    remove = checkout.path / ".git"
+    subprocess.run(["rm", "-rf", str(remove)], check=True)
+    os.symlink(user / ".git", checkout.path / ".git")
     write(checkout.path / "src" / "app.py", "changed\n")
-    assert [f.path for f in checkout.capture("main").files] == ["src/app.py"]
+    assert [f.path for f in checkout.capture().files] == ["src/app.py"]
     checkout.reset("main")
+    assert not (checkout.path / ".git").is_symlink()
     assert git(checkout.path, "status", "--porcelain", "--ignored") == ""
+    after = {p: p.read_bytes() for p in (user / ".git").rglob("*") if p.is_file()}
+    assert {p: after.get(p) for p in before} == before  # only objects were added
+    assert all("objects" in p.parts for p in after.keys() - before.keys())
+
+
+def test_reset_replaces_a_hard_linked_file_instead_of_writing_through_it(
+    checkout: Checkout, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside.txt"
+    outside.write_text("precious\n")
+    (checkout.path / "src" / "app.py").unlink()
+    os.link(outside, checkout.path / "src" / "app.py")
+    checkout.reset("main")
+    assert outside.read_text() == "precious\n"
+    assert (checkout.path / "src" / "app.py").read_text() == "def main():\n    return 1\n"
 
 
 # -- Checkout: reset -------------------------------------------------------------------------
@@ -375,6 +436,7 @@ def test_reset_returns_to_the_commit_after_commits_junk_config_and_hooks(
     write(ck / "build" / "cache" / "x.o", b"\x00")
     write(ck / "debug.log", "log\n")
     git(ck, "init", "-q", "nested")
+    os.link(ck / ".gitignore", ck / "linked")
     git(ck, "config", "core.autocrlf", "true")
     write(ck / ".git" / "hooks" / "pre-commit", "#!/bin/sh\nexit 1\n")
     write(ck / ".git" / "index.lock", "")
@@ -383,10 +445,9 @@ def test_reset_returns_to_the_commit_after_commits_junk_config_and_hooks(
 
     assert git(ck, "status", "--porcelain", "--ignored") == ""
     assert head(ck) == head(user)
-    assert subprocess.run(["git", "symbolic-ref", "-q", "HEAD"], cwd=ck).returncode == 1
-    assert git(ck, "for-each-ref") == ""
+    assert git(ck, "for-each-ref", "--format=%(refname)") == "refs/heads/work\n"
     assert (ck / ".git" / "config").read_bytes() == config_before
-    assert list((ck / ".git" / "hooks").iterdir()) == []
+    assert not (ck / ".git" / "hooks").exists()
     assert (ck / "src" / "app.py").read_text() == "def main():\n    return 1\n"
     assert os.access(ck / "run.sh", os.X_OK)
     assert sorted(p.name for p in ck.iterdir()) == [
@@ -407,7 +468,7 @@ def test_reset_moves_the_checkout_to_another_commit(checkout: Checkout, user: Pa
     checkout.reset("main~1")
     assert (checkout.path / "src" / "app.py").read_text() == "def main():\n    return 1\n"
     write(checkout.path / "src" / "app.py", "agent\n")
-    assert [f.path for f in checkout.capture("main~1").files] == ["src/app.py"]
+    assert [f.path for f in checkout.capture().files] == ["src/app.py"]
 
 
 def test_reset_removes_read_only_directories(checkout: Checkout) -> None:
@@ -417,27 +478,6 @@ def test_reset_removes_read_only_directories(checkout: Checkout) -> None:
     cache.chmod(0o555)
     checkout.reset("main")
     assert not (checkout.path / "gocache").exists()
-
-
-def test_open_finds_a_complete_checkout_but_not_a_half_created_one(
-    checkout: Checkout, repo: Repo, tmp_path: Path
-) -> None:
-    reopened = Checkout.open(repo, checkout.path)
-    assert reopened is not None
-    write(checkout.path / "x.txt", "x\n")
-    assert [f.path for f in reopened.capture("main").files] == ["x.txt"]
-    (checkout.path / ".git" / "gitops-agent" / "complete.json").unlink()
-    assert Checkout.open(repo, checkout.path) is None
-    assert Checkout.open(repo, tmp_path / "never-made") is None
-
-
-def test_create_refuses_a_non_empty_directory_and_remove_deletes_it(
-    checkout: Checkout, repo: Repo
-) -> None:
-    with pytest.raises(UserError, match="not empty"):
-        Checkout.create(repo, checkout.path, "main")
-    checkout.remove()
-    assert not checkout.path.exists()
 
 
 # -- The user's checkout is never touched ----------------------------------------------------
@@ -470,79 +510,15 @@ def test_users_checkout_is_byte_identical_after_every_operation(
     write(user / ".git" / "hooks" / "pre-commit", "#!/bin/sh\n")
     before = user_state(user)
 
-    checkout = Checkout.create(repo, tmp_path / "ck", "main")
+    workspace = Workspace(repo, tmp_path / "work" / "tree")
+    workspace.reset("main")
+    checkout = Checkout(workspace)
     write(checkout.path / "README.md", "agent\n")
-    snapshot = repo.snapshot_metadata()
-    change = checkout.capture("main")
+    change = checkout.capture()
     repo.create_branch("autonomous/t1", "main")
     repo.commit_tree("autonomous/t1", change.tree, change.base, "Task", {"Task": "t1"})
     repo.commit_files("autonomous/memory", {"m.md": b"m\n"}, "Memory")
     checkout.reset("main")
-    assert repo.restore_metadata(snapshot) == []
+    workspace.remove()
 
     assert user_state(user) == before
-
-
-# -- snapshot / restore ----------------------------------------------------------------------
-
-
-def test_restore_undoes_moved_created_and_deleted_refs_and_head(repo: Repo, user: Path) -> None:
-    git(user, "branch", "keep")
-    git(user, "pack-refs", "--all")  # packed refs are refs too
-    git(user, "commit", "-q", "--allow-empty", "-m", "second")
-    main, previous = head(user), head(user, "main~1")
-    snapshot = repo.snapshot_metadata()
-
-    git(user, "update-ref", "refs/heads/main", previous)
-    git(user, "tag", "v1")
-    git(user, "branch", "-D", "keep")
-    git(user, "checkout", "-q", "--detach")
-
-    assert repo.restore_metadata(snapshot) == [
-        "ref refs/tags/v1 was created; deleted",
-        "ref refs/heads/main was moved; restored",
-        "ref refs/heads/keep was deleted; recreated",
-        "HEAD was changed; restored",
-    ]
-    assert head(user) == main
-    assert git(user, "symbolic-ref", "HEAD").strip() == "refs/heads/main"
-    assert git(user, "tag") == ""
-    assert head(user, "keep") == previous
-    assert repo.restore_metadata(snapshot) == []
-
-
-def test_restore_puts_back_config_and_hooks(repo: Repo, user: Path) -> None:
-    hooks = user / ".git" / "hooks"
-    write(hooks / "pre-push", "#!/bin/sh\nexit 0\n")
-    (hooks / "pre-push").chmod(0o755)
-    write(hooks / "post-merge", "#!/bin/sh\n")
-    config = (user / ".git" / "config").read_bytes()
-    snapshot = repo.snapshot_metadata()
-
-    git(user, "config", "core.hooksPath", "/tmp/evil")
-    write(hooks / "pre-commit", "#!/bin/sh\ncurl evil\n")
-    write(hooks / "pre-push", "#!/bin/sh\nexit 1\n")
-    (hooks / "post-merge").unlink()
-
-    assert sorted(repo.restore_metadata(snapshot)) == [
-        ".git/config was changed; restored",
-        "hook post-merge was removed; restored",
-        "hook pre-commit was added; removed",
-        "hook pre-push was changed; restored",
-    ]
-    assert (user / ".git" / "config").read_bytes() == config
-    assert not (hooks / "pre-commit").exists()
-    assert (hooks / "pre-push").read_text() == "#!/bin/sh\nexit 0\n"
-    assert os.access(hooks / "pre-push", os.X_OK)
-    assert (hooks / "post-merge").read_text() == "#!/bin/sh\n"
-
-
-def test_restore_leaves_our_own_refs_alone_and_clears_stale_ref_locks(
-    repo: Repo, user: Path
-) -> None:
-    snapshot = repo.snapshot_metadata()
-    repo.create_branch("autonomous/t1", "main")
-    write(user / ".git" / "refs" / "heads" / "main.lock", "")
-    assert repo.restore_metadata(snapshot) == ["stale lock file .git/refs/heads/main.lock removed"]
-    assert repo.branch_tip("autonomous/t1") == head(user)
-    git(user, "commit", "-q", "--allow-empty", "-m", "works again")

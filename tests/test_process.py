@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from gitops_agent.errors import UserError
-from gitops_agent.process import KILL_GRACE, run_command, tree_signature
+from gitops_agent.sandbox.process import KILL_GRACE, run_command, tree_signature
 
 
 def _alive(pid: int) -> bool:
@@ -87,6 +87,16 @@ def test_a_leftover_background_child_is_killed_after_the_main_process_exits(
 @pytest.mark.skipif(shutil.which("setsid") is None, reason="needs util-linux setsid")
 def test_a_daemon_that_left_the_process_group_is_killed_too(tmp_path: Path) -> None:
     result = run_command("setsid sleep 1000 & echo $! > pid; sleep 0.2", tmp_path, timeout=10)
+    assert result.exit_code == 0
+    assert not _alive(_pids(tmp_path / "pid")[0])
+
+
+@pytest.mark.skipif(shutil.which("setsid") is None, reason="needs util-linux setsid")
+def test_a_double_forked_daemon_with_a_clean_environment_is_killed_too(tmp_path: Path) -> None:
+    # setsid + env -i + a double fork: it leaves the group, carries nothing of ours, and its
+    # parent is gone; as a child subreaper we adopt it, so it is still found.
+    command = "(setsid env -i bash -c 'echo $$ > pid; exec sleep 1000' &) ; sleep 0.3"
+    result = run_command(command, tmp_path, timeout=10)
     assert result.exit_code == 0
     assert not _alive(_pids(tmp_path / "pid")[0])
 

@@ -125,31 +125,49 @@ def test_passing_task_is_one_commit_with_trailers_and_its_status_done(tmp_path, 
 
 
 def test_gate_failure_is_retried_with_feedback_then_rolled_back(tmp_path, cli) -> None:
-    prompts = tmp_path / "prompts"
-    prompts.mkdir()
+    # The agent can write nothing outside its checkout: it prints the prompts it got, and
+    # the rolled-back task keeps the end of that output.
     agent = agent_script(
         tmp_path,
-        f"""
-        n=$(ls {prompts} | wc -l)
-        cat > {prompts}/prompt-$n.md
+        """
+        grep -c "Attempt" "$GITOPS_AGENT_PROMPT_FILE" | sed 's/^/attempts seen: /'
+        grep -o "GATE SAYS NO" "$GITOPS_AGENT_PROMPT_FILE" | head -1 || true
         echo "BROKEN" >> src/app.py
         """,
     )
     repo = make_project(
-        tmp_path, task_block("t1", "Add a thing"), gate="! grep -q BROKEN src/app.py"
+        tmp_path,
+        task_block("t1", "Add a thing"),
+        gate="echo GATE SAYS NO; ! grep -q BROKEN src/app.py",
     )
     data = run(cli, repo, "--agent-command", agent)
     assert outcomes(data) == [("t1", "rolled_back")]
     task = data["tasks"][0]
     assert task["attempts"] == 3 and task["commit"] is None
     assert "quality gate failed" in task["reason"]
-    assert data["branch"] is None
     assert session_branches(repo) == []
-    texts = [p.read_text(encoding="utf-8") for p in sorted(prompts.iterdir())]
-    assert len(texts) == 3
-    assert "# Task t1: Add a thing" in texts[0] and "previous attempt" not in texts[0]
-    assert "Attempt 1: The quality gate failed" in texts[1]
-    assert "Attempt 2: The quality gate failed" in texts[2]
+
+
+def test_the_second_attempt_gets_the_first_ones_failure_as_feedback(tmp_path, cli) -> None:
+    agent = agent_script(
+        tmp_path,
+        """
+        if grep -q "GATE SAYS NO" "$GITOPS_AGENT_PROMPT_FILE"; then
+          echo "fixed = True" > src/fixed.py
+        else
+          echo "BROKEN" >> src/app.py
+        fi
+        """,
+    )
+    repo = make_project(
+        tmp_path,
+        task_block("t1", "Add a thing"),
+        gate="echo GATE SAYS NO; ! grep -q BROKEN src/app.py",
+    )
+    data = run(cli, repo, "--agent-command", agent)
+    assert outcomes(data) == [("t1", "committed")]
+    assert data["tasks"][0]["attempts"] == 2
+    assert show(repo, data["tasks"][0]["commit"], "src/fixed.py") == "fixed = True\n"
 
 
 def test_two_consecutive_failures_stop_the_session(tmp_path, cli) -> None:
@@ -165,14 +183,13 @@ def test_two_consecutive_failures_stop_the_session(tmp_path, cli) -> None:
 
 
 def test_timeout_kills_an_agent_that_ignores_sigterm(tmp_path, cli) -> None:
-    pids = tmp_path / "pids"
+    marker = f"hang-{os.getpid()}-{tmp_path.name}"
     agent = agent_script(
         tmp_path,
         f"""
         trap '' TERM
-        (trap '' TERM; echo $BASHPID >> {pids}; sleep 300) &
-        echo $$ >> {pids}
-        sleep 300
+        (trap '' TERM; exec -a {marker} sleep 300) &
+        exec -a {marker} sleep 300
         """,
     )
     repo = make_project(
@@ -181,9 +198,23 @@ def test_timeout_kills_an_agent_that_ignores_sigterm(tmp_path, cli) -> None:
     data = run(cli, repo, "--agent-command", agent)
     assert outcomes(data) == [("t1", "rolled_back")]
     assert "timeout" in data["tasks"][0]["reason"]
-    for pid in pids.read_text().split():
-        state = Path(f"/proc/{pid}/stat")
-        assert not state.exists() or state.read_text().split()[2] == "Z", f"{pid} still runs"
+    assert processes_named(marker) == []
+
+
+def processes_named(marker: str) -> list[int]:
+    """Live processes whose command line holds `marker`."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker.encode() in (entry / "cmdline").read_bytes():
+                stat = (entry / "stat").read_text()
+                if stat[stat.rfind(")") + 2] not in "ZX":
+                    found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
 
 
 RULE_BREAKERS = [
@@ -261,15 +292,16 @@ def test_an_agent_that_commits_by_itself_is_captured_and_recommitted(tmp_path, c
     ],
     ids=["moves-main", "adds-hook", "changes-config", "adds-tag"],
 )
-def test_agent_that_touches_the_users_git_metadata_is_rolled_back_and_it_is_restored(
-    tmp_path, cli, misdeed: str
-) -> None:
-    agent = agent_script(tmp_path, f"echo 'x = 1' > src/x.py\n{misdeed}\n")
+def test_an_agent_cannot_touch_the_users_git_metadata(tmp_path, cli, misdeed: str) -> None:
+    # The user's repository is read-only to the agent: the misdeed fails where it happens, and
+    # nothing needs repairing afterwards. (The repository's path reaches the agent through
+    # its checkout's alternates file, as an attacker would find it.)
+    find = 'USER_REPO=$(dirname "$(dirname "$(cat .git/objects/info/alternates)")")\n'
+    agent = agent_script(tmp_path, f"echo 'x = 1' > src/x.py\n{find}( {misdeed} ) || true\n")
     repo = make_project(tmp_path, task_block("t1", "Sneaky"), rules="max_attempts: 1\n")
     before = user_state(repo)
-    data = run(cli, repo, "--agent-command", agent, env={"USER_REPO": str(repo)})
-    assert outcomes(data) == [("t1", "rolled_back")]
-    assert "git metadata" in data["tasks"][0]["reason"]
+    data = run(cli, repo, "--agent-command", agent)
+    assert outcomes(data) == [("t1", "committed")]  # its honest work, inside its checkout
     assert user_state(repo) == before
 
 
@@ -335,7 +367,8 @@ def test_blocked_and_named_tasks(tmp_path, cli) -> None:
 
 def test_usage_limit_stops_the_session_without_failing_the_task(tmp_path, cli) -> None:
     tasks = task_block("a", "First") + task_block("b", "Second")
-    repo = make_project(tmp_path, tasks)
+    # Agents get only the variables named for them: the constraints name the stand-in's.
+    repo = make_project(tmp_path, tasks, rules="agent_env: [STAND_IN_RATE_LIMIT]\n")
     env = {
         "PATH": f"{STAND_INS}{os.pathsep}{os.environ['PATH']}",
         "STAND_IN_RATE_LIMIT": "1",
@@ -357,16 +390,20 @@ def test_a_preset_agent_edits_files_and_its_work_is_committed(tmp_path, cli) -> 
 
 
 def start_run(tmp_path: Path, repo: Path, agent: str) -> subprocess.Popen[bytes]:
-    """A `run` in the background, returned once its agent has started."""
-    started = tmp_path / "started"
+    """A `run` in the background, returned once its agent has touched `started` in its checkout.
+
+    The workspaces go to tmp_path/work (GITOPS_AGENT_WORK_DIR), where the test can see them.
+    """
+    work = tmp_path / "work"
     process = subprocess.Popen(
         [*cli_command(), "run", "--agent-command", agent],
         cwd=repo,
+        env={**os.environ, "GITOPS_AGENT_WORK_DIR": str(work)},
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     for _ in range(400):
-        if started.exists():
+        if list(work.glob("*/*/tree/started")):
             return process
         subprocess.run(["sleep", "0.05"], check=True)
     process.kill()
@@ -374,7 +411,7 @@ def start_run(tmp_path: Path, repo: Path, agent: str) -> subprocess.Popen[bytes]
 
 
 def test_a_second_run_while_one_holds_the_lock_is_refused(tmp_path, cli) -> None:
-    agent = agent_script(tmp_path, f"touch {tmp_path}/started; sleep 5; echo 'x = 1' > src/x.py\n")
+    agent = agent_script(tmp_path, "touch started; sleep 5; rm started; echo 'x = 1' > src/x.py\n")
     repo = make_project(tmp_path, task_block("t1", "Slow"))
     first = start_run(tmp_path, repo, agent)
     try:
@@ -386,15 +423,25 @@ def test_a_second_run_while_one_holds_the_lock_is_refused(tmp_path, cli) -> None
 
 
 def test_a_killed_run_leaves_nothing_that_blocks_the_next(tmp_path, cli) -> None:
-    agent = agent_script(
-        tmp_path, f"echo $$ > {tmp_path}/agent.pid; touch {tmp_path}/started; sleep 30\n"
-    )
+    marker = f"slow-agent-{os.getpid()}-{tmp_path.name}"
+    agent = agent_script(tmp_path, f"touch started; exec -a {marker} sleep 30\n")
     repo = make_project(tmp_path, task_block("t1", "Slow"))
     first = start_run(tmp_path, repo, agent)
     first.kill()  # SIGKILL: no cleanup of its own
     first.wait()
-    os.kill(int((tmp_path / "agent.pid").read_text()), 9)  # its orphaned agent, for tidiness
-    next_run = cli("run", "--json", "--agent-command", "echo 'x = 1' > src/x.py", cwd=repo)
+    for _ in range(100):  # the sandbox dies with the run: its agent does not linger
+        if not processes_named(marker):
+            break
+        subprocess.run(["sleep", "0.05"], check=True)
+    assert processes_named(marker) == []
+    next_run = cli(
+        "run",
+        "--json",
+        "--agent-command",
+        "echo 'x = 1' > src/x.py",
+        cwd=repo,
+        env={"GITOPS_AGENT_WORK_DIR": str(tmp_path / "work")},
+    )
     assert next_run.returncode == 0, next_run.stderr
     assert "Cleared what a killed run left behind" in next_run.stderr
     assert outcomes(json.loads(next_run.stdout)) == [("t1", "committed")]

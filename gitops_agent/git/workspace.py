@@ -88,6 +88,7 @@ class Workspace:
         self.path = path
         self._stamp_file = path.parent / f".{path.name}.stamp"
         self._tree: pygit2.Tree | None = None
+        self._commit = ""  # the commit HEAD names (the tree's parent, when they differ)
         self._flat: dict[str, tuple[pygit2.Oid, int]] = {}  # the tree's files: path -> (id, mode)
         self._known: dict[str, _Known] = {}
         self._stamp = 0
@@ -151,7 +152,7 @@ class Workspace:
                     (self.path / rel).mkdir(exist_ok=True)
                 else:
                     self._write(rel, oid, mode)
-        self._tree, self._flat = tree_obj, flat
+        self._tree, self._flat, self._commit = tree_obj, flat, str(target.id)
         self._fresh_git_dir(target)
         self._take_stamp()
 
@@ -279,7 +280,7 @@ class Workspace:
         emptied = user._repo[user._edit_tree(self._tree, deleted)].peel(pygit2.Tree)
         tree = user._repo[user._edit_tree(emptied, written)].peel(pygit2.Tree)
         files = _file_changes(user._repo, self._tree, tree)
-        return Change(base=str(self._tree.id), tree=str(tree.id), files=files)
+        return Change(base=self._commit, tree=str(tree.id), files=files)
 
     def remove(self) -> None:
         """Delete the directory and the tool's files beside it."""

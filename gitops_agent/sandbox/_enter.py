@@ -185,10 +185,6 @@ def _apply(spec: dict[str, object]) -> None:
     libc = _libc()
     if spec.get("die_with_parent"):
         libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0)
-    cgroup = spec.get("cgroup_procs")
-    if isinstance(cgroup, str):
-        with open(cgroup, "w") as f:
-            f.write(str(os.getpid()))
     memory = spec.get("memory_bytes")
     if isinstance(memory, int):
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))

@@ -1,0 +1,215 @@
+"""Confinement, proved with real processes under each mechanism this machine offers."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gitops_agent.errors import UserError
+from gitops_agent.sandbox import (
+    MECHANISMS_VARIABLE,
+    Confinement,
+    Jail,
+    Sandbox,
+    choose,
+    gate_environment,
+    probe,
+    run_confined,
+)
+from gitops_agent.sandbox.confine import _probe
+
+FOUND = probe()
+MECHANISMS = [
+    pytest.param(
+        Sandbox(Confinement.REQUIRED, FOUND.bwrap, FOUND.landlock_abi),
+        id="bwrap+landlock",
+        marks=pytest.mark.skipif(
+            FOUND.bwrap is None or FOUND.landlock_abi is None, reason="needs both"
+        ),
+    ),
+    pytest.param(
+        Sandbox(Confinement.REQUIRED, FOUND.bwrap, None),
+        id="bwrap",
+        marks=pytest.mark.skipif(FOUND.bwrap is None, reason="needs bubblewrap"),
+    ),
+    pytest.param(
+        Sandbox(Confinement.REQUIRED, None, FOUND.landlock_abi),
+        id="landlock",
+        marks=pytest.mark.skipif(FOUND.landlock_abi is None, reason="needs Landlock"),
+    ),
+]
+
+
+def test_this_machine_offers_confinement() -> None:
+    # CI must prove confinement for real: a machine without it fails here, not silently.
+    assert FOUND.any, FOUND.problems
+
+
+@pytest.fixture
+def jail(tmp_path: Path) -> Jail:
+    work, scratch = tmp_path / "work", tmp_path / "scratch"
+    work.mkdir()
+    (scratch / "home").mkdir(parents=True)
+    (scratch / "tmp").mkdir()
+    env = gate_environment(
+        {**os.environ, "GITHUB_TOKEN": "ghp_secretsecretsecret"},
+        home=scratch / "home",
+        tmp=scratch / "tmp",
+        listed=(),
+    )
+    return Jail(workdir=work, writable=(scratch,), env=env, memory_bytes=2 << 30)
+
+
+def confined(sandbox: Sandbox, jail: Jail, command: str, **kwargs: object) -> str:
+    result = run_confined(sandbox, command, jail, timeout=20, **kwargs)  # type: ignore[arg-type]
+    return result.output
+
+
+@pytest.mark.parametrize("sandbox", MECHANISMS)
+def test_writes_go_only_to_the_workdir_and_scratch(
+    sandbox: Sandbox, jail: Jail, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "kept.txt").write_text("kept\n")
+    out = confined(
+        sandbox,
+        jail,
+        f"""
+        echo in > inside.txt && echo wrote-inside
+        echo x > "$HOME/h" && echo wrote-home
+        echo x > "$TMPDIR/t" && echo wrote-tmp
+        echo x > {outside}/new.txt || echo refused-new
+        echo x >> {outside}/kept.txt || echo refused-append
+        rm {outside}/kept.txt || echo refused-remove
+        mv {outside}/kept.txt moved.txt || echo refused-rename
+        ln {outside}/kept.txt linked.txt || echo refused-link
+        echo x > /tmp/gitops-agent-sandbox-test-{os.getpid()} || echo refused-tmp
+        """,
+    )
+    for word in ("wrote-inside", "wrote-home", "wrote-tmp"):
+        assert word in out
+    for word in ("new", "append", "remove", "rename", "link", "tmp"):
+        assert f"refused-{word}" in out, out
+    assert (outside / "kept.txt").read_text() == "kept\n"
+    assert sorted(p.name for p in outside.iterdir()) == ["kept.txt"]
+    assert not Path(f"/tmp/gitops-agent-sandbox-test-{os.getpid()}").exists()
+
+
+@pytest.mark.parametrize("sandbox", MECHANISMS)
+def test_the_tools_environment_is_out_of_reach(sandbox: Sandbox, jail: Jail) -> None:
+    out = confined(
+        sandbox,
+        jail,
+        f"env; cat /proc/{os.getpid()}/environ; cat /proc/$PPID/environ; cat /proc/1/environ; true",
+    )
+    assert "ghp_secretsecretsecret" not in out
+    assert "GITHUB_TOKEN" not in out
+
+
+@pytest.mark.parametrize("sandbox", MECHANISMS)
+def test_no_process_outlives_the_command(sandbox: Sandbox, jail: Jail, tmp_path: Path) -> None:
+    marker = f"outlive-{os.getpid()}-{tmp_path.name}"
+    confined(
+        sandbox,
+        jail,
+        f"(setsid env -i bash -c 'exec -a {marker} sleep 300' &); "
+        f"(nohup bash -c 'exec -a {marker} sleep 300' >/dev/null 2>&1 &); "
+        f"bash -c 'exec -a {marker} sleep 300' & disown; sleep 0.3",
+    )
+    assert _processes_named(marker) == []
+
+
+@pytest.fixture
+def listener() -> Iterator[tuple[int, list[bytes]]]:
+    """A TCP server on loopback that records who connected."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen()
+    seen: list[bytes] = []
+
+    def serve() -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            seen.append(conn.recv(100))
+            conn.close()
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    yield server.getsockname()[1], seen
+    server.close()
+
+
+@pytest.mark.parametrize("sandbox", MECHANISMS)
+def test_no_network_unless_given(
+    sandbox: Sandbox, jail: Jail, listener: tuple[int, list[bytes]]
+) -> None:
+    port, seen = listener
+    send = (
+        f"{sys.executable} -c \"import socket; s = socket.create_connection(('127.0.0.1', {port}),"
+        " timeout=3); s.sendall(b'hello')\" && echo connected"
+    )
+    out = confined(sandbox, jail, send)
+    assert "connected" not in out and seen == []
+    from dataclasses import replace
+
+    out = confined(sandbox, replace(jail, network=True), send + "; sleep 0.2")
+    assert "connected" in out
+
+
+@pytest.mark.parametrize("sandbox", MECHANISMS)
+def test_the_command_is_not_root_in_power(sandbox: Sandbox, jail: Jail) -> None:
+    out = confined(sandbox, jail, "grep CapEff /proc/self/status; mknod dev b 8 0 || echo no-dev")
+    assert "CapEff:\t0000000000000000" in out
+    assert "no-dev" in out
+
+
+def test_required_refuses_where_no_mechanism_works(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MECHANISMS_VARIABLE, "none")
+    _probe.cache_clear()
+    with pytest.raises(UserError, match="confinement: required"):
+        choose(Confinement.REQUIRED)
+    best = choose(Confinement.BEST_EFFORT)
+    assert not best.confined and "best-effort" in best.describe()
+    assert "off" in choose(Confinement.OFF).describe()
+
+
+def test_an_unknown_mechanism_name_is_a_user_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(MECHANISMS_VARIABLE, "docker")
+    with pytest.raises(UserError, match="unknown mechanism docker"):
+        probe()
+
+
+def _processes_named(marker: str) -> list[int]:
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if marker.encode() in (entry / "cmdline").read_bytes():
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+def test_the_launcher_refuses_rather_than_run_unconfined(tmp_path: Path) -> None:
+    from gitops_agent.sandbox import _enter
+
+    # An address-space limit the kernel cannot set: the command must not run without it.
+    spec = "{not json"
+    result = subprocess.run(
+        [sys.executable, "-I", "-S", _enter.__file__, spec, "--", "/bin/echo", "ran"],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 125 and "ran" not in result.stdout
