@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -41,6 +41,13 @@ AgentOption = Annotated[
 JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
 
 
+def _print_json(data: Any, **dumps: Any) -> None:
+    """Print `--json` output with the environment's secrets masked (`***` is valid in a string)."""
+    from gitops_agent.policy.masking import mask
+
+    print(mask(json.dumps(data, **dumps)))
+
+
 def _version(value: bool) -> None:
     if value:
         print(f"gitops-agent {__version__}")
@@ -72,7 +79,7 @@ def check(
     project = load_project(repo, plan, constraints)
     verdicts = run_check(project, agent_command)
     if as_json:
-        print(json.dumps(to_json(verdicts), ensure_ascii=False))
+        _print_json(to_json(verdicts), ensure_ascii=False)
     else:
         from gitops_agent.console import show_check
 
@@ -154,7 +161,7 @@ def run(
         data["pushed"] = list(published.pushed)
         data["pull_request"] = published.pull.url if published.pull else None
     if as_json:
-        print(json.dumps(data, ensure_ascii=False))
+        _print_json(data, ensure_ascii=False)
 
 
 @app.command()
@@ -198,7 +205,7 @@ def report(
         write_page(html, to_html(brief))
         err.print(f"wrote {html}", soft_wrap=True, markup=False)
     if as_json:
-        print(json.dumps(brief.to_json(), ensure_ascii=False))
+        _print_json(brief.to_json(), ensure_ascii=False)
     else:
         print(to_markdown(brief), end="")
 
@@ -217,7 +224,7 @@ def status(
 
     result = read_status(repo, plan=plan, constraints=constraints)
     if as_json:
-        print(json.dumps(result.to_json(), ensure_ascii=False))
+        _print_json(result.to_json(), ensure_ascii=False)
     else:
         show(result, err)
 
@@ -265,7 +272,7 @@ def plan_tasks(
 
     found = matrix(load_base(repo, plan, constraints), agent_command)
     if as_matrix:
-        print(json.dumps(found, ensure_ascii=False, separators=(",", ":")))
+        _print_json(found, ensure_ascii=False, separators=(",", ":"))
     else:
         for entry in found["include"]:
             print(entry["task"])
@@ -309,7 +316,7 @@ def integrate(
     err.print(f"gate: {result.gate}")
     err.print(f"branch: {result.branch or 'none (nothing merged)'}")
     if as_json:
-        print(json.dumps(result.to_json(), ensure_ascii=False))
+        _print_json(result.to_json(), ensure_ascii=False)
 
 
 @app.command("bundle")
@@ -359,7 +366,7 @@ def verify(
                 for v in done
             ]
         }
-        print(json.dumps(data, ensure_ascii=False))
+        _print_json(data, ensure_ascii=False)
 
 
 @app.command()
@@ -404,7 +411,7 @@ def publish(
         pull = None
         if done.pull is not None:
             pull = {"number": done.pull.number, "url": done.pull.url, "created": done.created}
-        print(json.dumps({"pushed": list(done.pushed), "pull_request": pull}))
+        _print_json({"pushed": list(done.pushed), "pull_request": pull})
 
 
 @app.command()
@@ -437,7 +444,7 @@ def doctor(
         if check.fix:
             err.print(f"      fix: {check.fix}")
     if as_json:
-        print(json.dumps({"checks": [c.to_json() for c in checks]}, ensure_ascii=False))
+        _print_json({"checks": [c.to_json() for c in checks]}, ensure_ascii=False)
     failed = sum(c.status is Status.FAIL for c in checks)
     if failed:
         raise typer.Exit(2)

@@ -2,17 +2,48 @@
 
 from __future__ import annotations
 
+import sys
 from collections import Counter
+from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from gitops_agent.commands.check import Verdict
 from gitops_agent.plan import Queue, Task
+from gitops_agent.policy.masking import mask
 from gitops_agent.project import Project
 from gitops_agent.results import Listener, Outcome, SessionResult, TaskResult
 
-err = Console(stderr=True, highlight=False)
+
+class _MaskedStderr:
+    """Standard error with the environment's secrets masked in what is written to it.
+
+    Rich writes each `print` in one call (on all but legacy Windows consoles), so a secret is
+    never split between two writes. `sys.stderr` is looked up at each write, as rich does for
+    `Console(stderr=True)`, so a redirection (pytest's capture) still takes effect.
+    """
+
+    def write(self, text: str) -> int:
+        return sys.stderr.write(mask(text))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(sys.stderr, name)
+
+
+err = Console(file=_MaskedStderr(), highlight=False)  # type: ignore[arg-type]
+
+
+def shown(text: str) -> str:
+    """Untrusted text (a reason quoting a path or a gate's output) for rich: masked before rich
+    wraps it (a secret folded over two lines would escape the mask), its `[...]` not taken as
+    markup, and its control characters shown as escapes rather than sent to the terminal."""
+    text = mask(text)
+    if not text.isprintable():
+        text = "".join(ch if ch.isprintable() or ch == "\n" else ascii(ch)[1:-1] for ch in text)
+    return escape(text)
+
 
 _QUEUE_NAMES = {Queue.READY: "ready", Queue.PENDING: "pending", Queue.NOT_READY: "not ready"}
 
@@ -51,7 +82,7 @@ def _check_table(project: Project, verdicts: list[Verdict]) -> Table:
             f"{task.id}\n[dim]line {task.line}[/dim]",
             _queue_name(verdict),
             "[green]yes[/green]" if verdict.eligible else "[red]no[/red]",
-            "\n".join(verdict.reasons),
+            shown("\n".join(verdict.reasons)),
         )
     return table
 
@@ -92,7 +123,7 @@ class ConsoleListener(Listener):
     """Progress on stderr: which task, which phase, attempt n of m, then each outcome."""
 
     def note(self, message: str) -> None:
-        err.print(f"[yellow]{message}[/yellow]")
+        err.print(f"[yellow]{shown(message)}[/yellow]")
 
     def phase(self, task: Task, phase: str, attempt: int, attempts: int) -> None:
         err.print(f"[dim]{task.id}[/dim] attempt {attempt} of {attempts}: {phase}…")
@@ -109,12 +140,12 @@ def show_run(result: SessionResult) -> None:
     table.add_column("Attempts", justify="right")
     table.add_column("Why")
     for task in result.tasks:
-        table.add_row(task.id, _OUTCOME_STYLE[task.outcome], str(task.attempts), task.reason)
+        table.add_row(task.id, _OUTCOME_STYLE[task.outcome], str(task.attempts), shown(task.reason))
     err.print(table)
     if result.stopped:
-        err.print(f"[yellow]The session stopped early: {result.stopped}.[/yellow]")
+        err.print(f"[yellow]The session stopped early: {shown(result.stopped)}.[/yellow]")
     if result.branch:
         err.print(f"Branch to review: [bold]{result.branch}[/bold]")
-        err.print(f"Pull request description: {result.pr_body}")
+        err.print(f"Pull request description: {escape(result.pr_body or '')}")
     else:
         err.print("Nothing was committed.")

@@ -12,6 +12,7 @@ from pathlib import Path
 
 from gitops_agent import __version__
 from gitops_agent.errors import UserError
+from gitops_agent.policy.masking import mask
 
 EXIT_INTERNAL = 1
 EXIT_USER = 2
@@ -23,6 +24,8 @@ def crash_log_path() -> Path:
 
 
 def _write_crash_log(text: str) -> Path:
+    """Write `text`, masked: a crash log is what people paste into public issues."""
+    text = mask(text)
     path = crash_log_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -42,7 +45,7 @@ def error_handler() -> Iterator[None]:
     try:
         yield
     except UserError as exc:
-        print(str(exc), file=sys.stderr)
+        print(mask(str(exc)), file=sys.stderr)
         raise SystemExit(EXIT_USER) from None
     except KeyboardInterrupt:
         print("gitops-agent: interrupted", file=sys.stderr)
@@ -54,8 +57,10 @@ def error_handler() -> Iterator[None]:
         )
         log = _write_crash_log(details)
         print(
-            f"gitops-agent: internal error: {type(exc).__name__}: {exc}\n"
-            f"The details are in {log}; please include them when you report this.",
+            mask(
+                f"gitops-agent: internal error: {type(exc).__name__}: {exc}\n"
+                f"The details are in {log}; please include them when you report this."
+            ),
             file=sys.stderr,
         )
         raise SystemExit(EXIT_INTERNAL) from None

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from gitops_agent import __version__
 from gitops_agent.errors import UserError
 from gitops_agent.git import RefMovedError, Repo
+from gitops_agent.policy.masking import mask
 from gitops_agent.render import parse_time, render
 from gitops_agent.results import MEMORY_BRANCH, MEMORY_DIR, SESSIONS_DIR, Outcome, SessionResult
 
@@ -55,7 +56,8 @@ def record_session(repo: Repo, result: SessionResult, *, timezone: str | None) -
     finishing together both land. Returns the commit id (the tip, when already recorded).
     """
     entries = memory_entries(result, zone_of(timezone))
-    record = (json.dumps(result.to_record(), indent=2, ensure_ascii=False) + "\n").encode()
+    # The record is not rendered from a template, so it is masked here; `report` reads it back.
+    record = (mask(json.dumps(result.to_record(), indent=2, ensure_ascii=False)) + "\n").encode()
     record_at = session_path(result.session)
     zone_name = timezone or "UTC"
     for _attempt in range(COMMIT_ATTEMPTS):

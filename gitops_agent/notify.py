@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING
 
+from gitops_agent.policy.masking import mask
 from gitops_agent.render import macro
 from gitops_agent.results import Outcome, SessionResult
 
@@ -55,10 +56,16 @@ def session_notification(result: SessionResult) -> tuple[str, str] | None:
 
 
 def notify(urls: Sequence[str], title: str, body: str) -> list[str]:
-    """Send to every URL; the problems, one sentence each (empty when all were delivered)."""
+    """Send to every URL; the problems, one sentence each (empty when all were delivered).
+
+    `title` and `body` are masked here, whoever wrote them: a chat service is a log we cannot
+    take back.
+    """
     if not urls:
         return []
     import apprise  # imported here: it is slow to import and most commands never notify
+
+    title, body = mask(title), mask(body)
 
     problems: list[str] = []
     for url in urls:
