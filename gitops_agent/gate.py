@@ -9,6 +9,7 @@ from pathlib import Path
 
 from gitops_agent.git import Repo
 from gitops_agent.plan import Settings
+from gitops_agent.policy.masking import mask
 from gitops_agent.runner import Runner
 
 GATE_SCRIPT = ".ai-validation/check_quality.sh"
@@ -67,5 +68,7 @@ def run_gate(gate: Gate, cwd: Path, timeout: float, runner: Runner, scratch: Pat
                     why = f"[stopped: the gate ran past {timeout:.0f} s]\n"
                 else:
                     why = f"[exit status {result.exit_code}]\n"
-                return GateResult(False, shown, (result.output + why)[-OUTPUT_TAIL:], total)
+                # Masked whole before the cut, so a cut cannot leave part of a secret.
+                output = mask(result.output + why)[-OUTPUT_TAIL:]
+                return GateResult(False, shown, output, total)
     return GateResult(True, None, "", total)

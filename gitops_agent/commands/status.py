@@ -19,6 +19,7 @@ from gitops_agent.render import duration, localtime, parse_time
 from gitops_agent.report import Brief, gather, load_at_base
 from gitops_agent.results import Outcome
 from gitops_agent.runstate import RUN_FILE, pid_alive, read_run_state
+from gitops_agent.sandbox import probe
 from gitops_agent.session import STATE_DIR
 
 
@@ -123,6 +124,13 @@ def _parts(result: Status) -> list[Any]:
     brief, now, zone = result.brief, result.now, result.brief.zone
     parts: list[Any] = [Text(f"gitops-agent status: {result.root}", style="bold")]
     parts.append(_run_panel(result.run, now))
+    found = probe()
+    parts.append(
+        Text(
+            f"Confinement on this machine: {found.describe()}",
+            style="green" if found.any else "bold red",
+        )
+    )
     for problem in brief.problems:
         parts.append(Text(problem.message, style="bold red"))
     if not brief.heartbeat.overdue:
@@ -145,6 +153,9 @@ def _parts(result: Status) -> list[Any]:
             lines.append(f"PR description {escape(last.pr_body)}")
         if last.stopped:
             lines.append(f"[yellow]stopped early: {escape(last.stopped)}[/yellow]")
+        if last.confinement:
+            style = "bold red" if last.unconfined else "dim"
+            lines.append(f"[{style}]confinement: {escape(last.confinement)}[/{style}]")
         parts.append(Panel("\n".join(lines), title="Last session", title_align="left"))
     else:
         parts.append(Panel("[dim]No session has run yet.[/dim]", title="Last session"))

@@ -29,6 +29,7 @@ from gitops_agent.memory import record_session
 from gitops_agent.notify import notify, notify_urls, session_notification
 from gitops_agent.plan import Task, set_status
 from gitops_agent.policy.eligibility import verdicts as check
+from gitops_agent.policy.masking import mask
 from gitops_agent.project import base_of, find_root
 from gitops_agent.rejected import (
     NEEDS_HUMAN,
@@ -37,7 +38,7 @@ from gitops_agent.rejected import (
     rejected_tasks,
     status_trailer,
 )
-from gitops_agent.render import render
+from gitops_agent.render import fence, render
 from gitops_agent.results import MEMORY_BRANCH, Listener, Outcome, SessionResult, TaskResult
 from gitops_agent.review import tasks_awaiting_review
 from gitops_agent.runner import Runner
@@ -229,6 +230,7 @@ class _Session:
                 f"it is not run again. Merging this sets its status in {plan_rel} to "
                 f"{NEEDS_HUMAN}."
             )
+            message = mask(message)
             trailers = {
                 STATUS_TRAILER: status_trailer(task.id),
                 "Session": self.session,
@@ -388,7 +390,9 @@ class _Session:
     def _commit(self, task: Task, tree: str) -> str:
         self._ensure_branch()
         agent = "shell" if task.run is not None else (self.agent.name if self.agent else "shell")
-        message = f"{task.title}\n\nTask {task.id} of {self.project.plan.path}, done unattended."
+        message = mask(
+            f"{task.title}\n\nTask {task.id} of {self.project.plan.path}, done unattended."
+        )
         commit = self.repo.commit_tree(
             self.branch,
             tree,
@@ -444,7 +448,7 @@ def _feedback(attempt: int, failure: str, violations: tuple[str, ...], output: s
     lines = [f"Attempt {attempt}: {failure}"]
     lines += [f"- {v}" for v in violations]
     if output:
-        lines += ["", "Output (the end of it):", "```", output.strip()[-3000:], "```"]
+        lines += ["", "Output (the end of it):", fence(output.strip()[-3000:])]
     return "\n".join(lines)
 
 

@@ -19,6 +19,7 @@ from gitops_agent.gate import Gate, run_gate
 from gitops_agent.git import Repo, Workspace
 from gitops_agent.plan import Task, set_status
 from gitops_agent.policy.inspect import inspect_change, show
+from gitops_agent.policy.masking import mask
 from gitops_agent.runner import Runner
 
 
@@ -84,7 +85,7 @@ def attempt(ctx: Context, task: Task, tip: str, prompt: str | None) -> AttemptRe
         return AttemptResult(
             Verdict.FAILED,
             f"The agent exited with status {ran.exit_code}.",
-            output=ran.output[-2000:],
+            output=mask(ran.output)[-2000:],  # masked whole: a cut may not split a secret
         )
     edits, refusals = ctx.places.agent.capture(max_bytes=c.max_file_bytes)
     if refusals:
