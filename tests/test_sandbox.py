@@ -213,3 +213,42 @@ def test_the_launcher_refuses_rather_than_run_unconfined(tmp_path: Path) -> None
         text=True,
     )
     assert result.returncode == 125 and "ran" not in result.stdout
+
+
+@pytest.mark.parametrize("sandbox", MECHANISMS)
+def test_the_number_of_processes_is_limited(sandbox: Sandbox, jail: Jail) -> None:
+    from dataclasses import replace
+
+    limited = replace(jail, max_processes=20)
+    fork = (
+        "import os, time\n"
+        "n = 0\n"
+        "for _ in range(60):\n"
+        "    try:\n"
+        "        pid = os.fork()\n"
+        "    except OSError:\n"
+        "        break\n"
+        "    if pid == 0:\n"
+        "        time.sleep(3)\n"
+        "        os._exit(0)\n"
+        "    n += 1\n"
+        "print('forked', n)\n"
+    )
+    script = Path(jail.workdir) / "fork.py"
+    script.write_text(fork)
+    out = confined(sandbox, limited, f"{sys.executable} fork.py")
+    forked = int(out.split("forked")[1].split()[0])
+    assert forked < 20, out
+
+
+@pytest.mark.parametrize("sandbox", MECHANISMS)
+def test_memory_is_limited(sandbox: Sandbox, jail: Jail) -> None:
+    from dataclasses import replace
+
+    limited = replace(jail, memory_bytes=256 << 20)
+    out = confined(
+        sandbox,
+        limited,
+        f"{sys.executable} -c \"b = bytearray(1 << 30); print('allocated')\" || echo refused",
+    )
+    assert "allocated" not in out and "refused" in out

@@ -12,13 +12,16 @@ environment); `doctor` and `status` say which are in force.
 
 from __future__ import annotations
 
+import contextlib
 import enum
+import itertools
 import json
 import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -33,6 +36,16 @@ BWRAP_VARIABLE = "GITOPS_AGENT_BWRAP"  # a bwrap binary to use instead of lookin
 _LAUNCHER = Path(_enter.__file__)
 # Devices any program may write (and truncate) without reaching anything of the machine.
 _WRITABLE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/ptmx")
+# Sockets of services that would act for the account (a container engine runs anything as
+# root): hidden under bubblewrap. The per-user runtime directory holds ssh-agent, gpg-agent and
+# the session bus.
+_HIDDEN_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/run/podman/podman.sock")
+_HIDDEN_DIRS = ("/run/user", "/run/containerd")
+# Where a pids cgroup can be made, for root (whom RLIMIT_NPROC does not bind): v1, then v2.
+_PIDS_CGROUPS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
+# Joins the cgroup named by $0, then becomes the command: nothing it starts escapes the limit.
+_JOIN_CGROUP = 'echo $$ > "$0/cgroup.procs" && exec "$@"'
+_cgroup_names = itertools.count()
 
 
 class Confinement(enum.Enum):
@@ -215,7 +228,59 @@ def _bwrap_base(*, network: bool) -> list[str]:
     ]
     if not network:
         args.append("--unshare-net")
+    for socket in _HIDDEN_SOCKETS:
+        if os.path.exists(socket):
+            args += ["--ro-bind", "/dev/null", socket]
+    for directory in _HIDDEN_DIRS:
+        if os.path.isdir(directory):
+            args += ["--tmpfs", directory]
     return args
+
+
+@cache
+def _pids_hierarchy() -> Path | None:
+    """A pids cgroup hierarchy this process may make groups in (root only), or None."""
+    if not hasattr(os, "geteuid") or os.geteuid() != 0:
+        return None
+    for root in _PIDS_CGROUPS:
+        controllers = root / "cgroup.subtree_control"
+        if root.name == "pids" and (root / "cgroup.procs").is_file():
+            return root if os.access(root, os.W_OK) else None
+        if controllers.is_file() and "pids" in controllers.read_text().split():
+            return root if os.access(root, os.W_OK) else None
+    return None
+
+
+@contextlib.contextmanager
+def _process_limit(limit: int | None) -> Iterator[Path | None]:
+    """A fresh pids cgroup holding at most `limit` processes, removed afterwards; None where
+    there is none to be had (RLIMIT_NPROC, set by the launcher, then binds non-root users)."""
+    hierarchy = _pids_hierarchy() if limit else None
+    if hierarchy is None:
+        yield None
+        return
+    _remove_stale_groups(hierarchy)
+    group = hierarchy / f"gitops-agent-{os.getpid()}-{next(_cgroup_names)}"
+    group.mkdir()
+    try:
+        (group / "pids.max").write_text(str(limit))
+        yield group
+    finally:
+        for _ in range(100):  # its processes are dead; the kernel may take a moment to see it
+            try:
+                group.rmdir()
+                break
+            except OSError:
+                time.sleep(0.02)
+
+
+def _remove_stale_groups(hierarchy: Path) -> None:
+    """Groups left by a run that was killed (its pid is gone): empty by now, so removable."""
+    for group in hierarchy.glob("gitops-agent-*-*"):
+        pid = group.name.split("-")[2]
+        if pid.isdigit() and not Path(f"/proc/{pid}").exists():
+            with contextlib.suppress(OSError):  # still draining: the next run tries again
+                group.rmdir()
 
 
 def run_confined(
@@ -261,14 +326,17 @@ def run_confined(
                 "--",
                 *argv,
             ]
-    return run_program(
-        argv,
-        jail.workdir,
-        stdin_text=stdin_text,
-        env=jail.env,
-        timeout=timeout,
-        idle_timeout=idle_timeout,
-        watch_dir=watch_dir,
-        max_output=max_output,
-        on_output=on_output,
-    )
+    with _process_limit(jail.max_processes if sandbox.confined else None) as group:
+        if group is not None:
+            argv = ["/bin/sh", "-c", _JOIN_CGROUP, str(group), *argv]
+        return run_program(
+            argv,
+            jail.workdir,
+            stdin_text=stdin_text,
+            env=jail.env,
+            timeout=timeout,
+            idle_timeout=idle_timeout,
+            watch_dir=watch_dir,
+            max_output=max_output,
+            on_output=on_output,
+        )
