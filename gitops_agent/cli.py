@@ -136,30 +136,15 @@ def run(
     as_json: JsonOption = False,
 ) -> None:
     """Run the eligible tasks as one session on a new autonomous/<session> branch."""
+    from gitops_agent.commands.run import run as run_it
     from gitops_agent.console import ConsoleListener, err, show_run
-    from gitops_agent.session import RunOptions, run_session
+    from gitops_agent.session import RunOptions
 
     options = RunOptions(repo, plan, constraints, tuple(task or ()), agent_command)
-    result = run_session(options, ConsoleListener())
+    result, data, said = run_it(options, ConsoleListener(), push=push)
     show_run(result)
-    data = result.to_contract()
-    if push:
-        from gitops_agent.commands.publish import publish
-
-        body = Path(result.pr_body) if result.pr_body else None
-        published = publish(
-            repo,
-            branch=result.branch,
-            body_file=body,
-            plan=plan,
-            constraints=constraints,
-            require_github=False,
-        )
-        err.print(f"Pushed: {', '.join(published.pushed) or 'nothing'}")
-        if published.pull is not None:
-            err.print(f"Pull request: {published.pull.url}")
-        data["pushed"] = list(published.pushed)
-        data["pull_request"] = published.pull.url if published.pull else None
+    for line in said:
+        err.print(line)
     if as_json:
         _print_json(data, ensure_ascii=False)
 

@@ -10,8 +10,8 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from gitops_agent.commands.check import Verdict
 from gitops_agent.plan import Queue, Task
+from gitops_agent.policy.eligibility import Verdict
 from gitops_agent.policy.masking import mask
 from gitops_agent.project import Project
 from gitops_agent.results import Listener, Outcome, SessionResult, TaskResult

@@ -521,3 +521,33 @@ def test_ref_locks_of_a_killed_run_are_cleared_by_the_next(tmp_path, cli) -> Non
     assert "Removed refs/heads/autonomous/memory.lock" in result.stderr
     assert outcomes(json.loads(result.stdout)) == [("t2", "committed")]
     assert not lock.exists() and not state.exists()
+
+
+def test_required_confinement_that_cannot_be_had_stops_check_and_run_alike(tmp_path, cli) -> None:
+    repo = make_project(
+        tmp_path,
+        task_block("t1", "Add", "echo 'x = 1' > src/x.py"),
+        rules="confinement: required\n",
+    )
+    env = {"GITOPS_AGENT_SANDBOX": "none"}
+    for command in (["check"], ["run", "--json"]):
+        result = cli(*command, cwd=repo, env=env)
+        assert result.returncode == 2, result.stderr
+        assert "docs/autonomous-constraints.md:4: `confinement: required`" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert session_branches(repo) == []
+    assert "autonomous/memory" not in git(repo, "branch", "--list")
+
+
+def test_best_effort_runs_unconfined_where_nothing_works_and_says_so(tmp_path, cli) -> None:
+    repo = make_project(
+        tmp_path,
+        task_block("t1", "Add", "echo 'x = 1' > src/x.py"),
+        rules="confinement: best-effort\n",
+    )
+    data = run(cli, repo, env={"GITOPS_AGENT_SANDBOX": "none"})
+    assert outcomes(data) == [("t1", "committed")]
+    body = Path(data["pr_body"]).read_text()
+    assert "Confinement: none available on this machine" in body
+    memory = git(repo, "log", "-p", "autonomous/memory")
+    assert "UNCONFINED" in memory

@@ -4,10 +4,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from gitops_agent.policy.eligibility import Verdict
-from gitops_agent.policy.eligibility import verdicts as check
+from gitops_agent.policy.eligibility import Verdict, verdicts
+from gitops_agent.project import Project
+from gitops_agent.runner import Runner
 
 __all__ = ["Verdict", "check", "to_json"]
+
+
+def check(project: Project, agent_command: str | None = None) -> list[Verdict]:
+    """A verdict for every task; raises UserError for what would stop `run` before any task
+    (the confinement the constraints require, where this machine offers none)."""
+    Runner.create(project.constraints)
+    return verdicts(project, agent_command)
 
 
 def to_json(verdicts: list[Verdict]) -> dict[str, Any]:
