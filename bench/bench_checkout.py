@@ -1,8 +1,9 @@
 """How to give the agent a checkout: what the choice between mechanisms was measured on.
 
 Run: python bench/bench_checkout.py [--files N] [--runs R]
-On a generated repository: our checkout (a separate repository borrowing the user's objects),
-`git worktree add` and `git clone --shared` (medians), then our per-task reset and capture.
+On a generated repository: our workspace (files written by the tool, outside the repository,
+with a fresh .git borrowing the user's objects), `git worktree add` and `git clone --shared`
+(medians), then our per-task reset and capture.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from gitops_agent.git import Checkout, Repo
+from gitops_agent.git import Repo, Workspace
 
 sys.path.insert(0, str(Path(__file__).parent))
 from bench_session import GIT_ENV, make_repo
@@ -45,7 +46,7 @@ def main() -> None:
         tip = repo.resolve_commit("main")
 
         def ours(run: int) -> None:
-            Checkout.create(repo, base / f"ours-{run}", tip)
+            Workspace(repo, base / f"ours-{run}" / "tree").reset(tip)
 
         def worktree(run: int) -> None:
             subprocess.run(
@@ -64,19 +65,21 @@ def main() -> None:
 
         print(f"repository: {options.files} files; medians of {options.runs}")
         for label, action in (
-            ("our checkout (pygit2)", ours),
+            ("our workspace", ours),
             ("git worktree add", worktree),
             ("git clone --shared", shared_clone),
         ):
             print(f"  {label:24} {median_time(action, options.runs):.2f} s")
 
-        checkout = Checkout.create(repo, base / "per-task", tip)
+        checkout = Workspace(repo, base / "per-task" / "tree")
+        checkout.reset(tip)
         target = checkout.path / "src" / "pkg0" / "mod0.py"
 
         def one_task(_run: int) -> None:
             checkout.reset(tip)
             target.write_text(target.read_text().replace("VALUE = 0", "VALUE = 1"))
-            checkout.capture(tip)
+            edits, _refused = checkout.capture(max_bytes=1_000_000)
+            checkout.change(edits)
 
         per_task = median_time(one_task, 10)
         print(

@@ -141,7 +141,7 @@ def integrate(
         ]
         merged, tip = [], base.commit
     else:
-        place = work_dir(repo) / f"integration-{ident}"
+        place = work_dir(repo, repo.tree_bytes(tip)) / f"integration-{ident}"
         tip, merged, gate_left, said = _gate(base, gate, tip, merged, place)
         left_out += gate_left
     branch = None

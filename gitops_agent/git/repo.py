@@ -228,6 +228,19 @@ class Repo:
             raise UserError(f"unknown tree {tree!r}", str(self.root)) from err
         return self._commit_and_move(refname, ref, tree_id, [parent_id], message, trailers)
 
+    def tree_bytes(self, commit: str) -> int:
+        """The size of every file of `commit`'s tree together: what a checkout of it takes."""
+        odb = self._repo.odb
+        total = 0
+        pending = [self._commit(commit).tree]
+        while pending:
+            for entry in pending.pop():
+                if entry.filemode == FileMode.TREE:
+                    pending.append(entry.peel(pygit2.Tree))
+                elif entry.filemode != FileMode.COMMIT:
+                    total += odb.read_header(entry.id)[1]
+        return total
+
     def read_tree_blob(self, tree: str, path: str) -> bytes | None:
         """Content of a file (or a symlink's target) in `tree`; None when no file is there."""
         try:

@@ -75,31 +75,60 @@ def run_session(options: RunOptions, listener: Listener | None = None) -> Sessio
         if notes:  # a run was killed: what it held is ours to clear now
             for lock in repo.clear_own_ref_locks():
                 listener.note(f"Removed {lock}, left by the killed run.")
-        work = work_dir(repo)
-        if work.is_dir():  # workspaces of runs that were killed: nothing in them is kept
-            for leftover in work.iterdir():
-                remove_tree(leftover)
-        return _Session(repo, state_dir, work, options, listener).run()
+        for place in work_places(repo):  # workspaces of killed runs: nothing in them is kept
+            if place.is_dir():
+                for leftover in place.iterdir():
+                    remove_tree(leftover)
+        return _Session(repo, state_dir, options, listener).run()
 
 
-def work_dir(repo: Repo) -> Path:
-    """Where this repository's workspaces live: outside it, in the user's cache directory.
+SHM = Path("/dev/shm")
+SHM_HEADROOM = 256 << 20  # free memory a session leaves in /dev/shm beyond its two trees
 
-    One directory per repository (named by a hash of its path), emptied by the next run.
-    """
-    base = os.environ.get(WORK_VARIABLE)
-    if not base:
-        cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-        base = str(Path(cache) / "gitops-agent" / "work")
+
+def work_places(repo: Repo) -> list[Path]:
+    """Where this repository's workspaces may live, one directory per repository (named by
+    a hash of its path): GITOPS_AGENT_WORK_DIR if set; else memory (/dev/shm), then the user's
+    cache directory."""
     key = hashlib.sha256(str(repo.common_dir).encode()).hexdigest()[:16]
-    return Path(base).resolve() / f"{repo.root.name[:40]}-{key}"
+    name = f"{repo.root.name[:40]}-{key}"
+    chosen = os.environ.get(WORK_VARIABLE)
+    if chosen:
+        return [Path(chosen).resolve() / name]
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return [
+        SHM / f"gitops-agent-{os.getuid()}" / name,
+        Path(cache).resolve() / "gitops-agent" / "work" / name,
+    ]
+
+
+def work_dir(repo: Repo, tree_bytes: int) -> Path:
+    """The place for a session's workspaces: in memory when /dev/shm is a tmpfs with room for
+    its two copies of the tree (checkouts there take a tenth of the time), else on disk."""
+    places = work_places(repo)
+    if len(places) == 1:
+        return places[0]
+    memory, disk = places
+    try:
+        free = os.statvfs(SHM)
+        room = free.f_bavail * free.f_frsize
+        is_tmpfs = any(
+            line.split()[1:3] == [str(SHM), "tmpfs"]
+            for line in Path("/proc/mounts").read_text().splitlines()
+        )
+    except OSError:  # no /dev/shm, or no /proc
+        return disk
+    if is_tmpfs and os.access(SHM, os.W_OK) and room > 2 * tree_bytes + SHM_HEADROOM:
+        memory.parent.mkdir(mode=0o700, exist_ok=True)
+        os.chmod(memory.parent, 0o700)  # only this user may see the workspaces
+        return memory
+    return disk
 
 
 @dataclass
 class _Session:
     repo: Repo
     state_dir: Path
-    work: Path
     options: RunOptions
     listener: Listener
     results: list[TaskResult] = field(default_factory=list)
@@ -134,7 +163,7 @@ class _Session:
         self.stopped: str | None = None
         self.gate_failed_on_base = False
         self.run_state = RunState(self.state_dir, self.session)
-        root = self.work / self.session
+        root = work_dir(self.repo, self.repo.tree_bytes(base_commit)) / self.session
         try:
             queue = self._queue()
             if queue:
