@@ -353,3 +353,21 @@ def test_violations_are_sorted_by_path_then_rule() -> None:
         (".env", "outside-approved-dirs"),
         (".env", "protected-file"),
     ]
+
+
+# symlink-to-protected
+
+
+@pytest.mark.parametrize(
+    ("link", "target"),
+    [
+        ("src/plan.md", "../PROJECT_PLAN.md"),
+        ("src/ci", "../.github/workflows"),
+        ("docs/env", "../src/.env"),
+        ("src/deps.txt", "../requirements.txt"),
+    ],
+)
+def test_symlink_to_a_protected_path_is_refused(link: str, target: str) -> None:
+    violations = judge(changed(link, target=target), protected_paths=("PROJECT_PLAN.md",))
+    assert rules(violations) == [("symlink-to-protected", link)]
+    assert target in violations[0].message

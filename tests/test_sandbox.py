@@ -252,3 +252,22 @@ def test_memory_is_limited(sandbox: Sandbox, jail: Jail) -> None:
         f"{sys.executable} -c \"b = bytearray(1 << 30); print('allocated')\" || echo refused",
     )
     assert "allocated" not in out and "refused" in out
+
+
+@pytest.mark.parametrize("sandbox", MECHANISMS)
+def test_credential_stores_in_the_home_directory_are_unreadable(
+    sandbox: Sandbox, jail: Jail, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "person"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("PRIVATE KEY\n")
+    (home / ".netrc").write_text("machine github.com password hunter2\n")
+    (home / "notes.txt").write_text("readable\n")
+    monkeypatch.setenv("HOME", str(home))
+    out = confined(
+        sandbox,
+        jail,
+        f"cat {home}/.ssh/id_ed25519 {home}/.netrc {home}/notes.txt; ls {home}; true",
+    )
+    assert "PRIVATE KEY" not in out and "hunter2" not in out
+    assert "readable" in out

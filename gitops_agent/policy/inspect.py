@@ -53,6 +53,7 @@ def inspect_change(
         violations += _deleted(f, constraints)
         violations += _content(f, constraints)
         violations += _symlink_outside(f, known)
+        violations += _symlink_to_protected(f, constraints, exact)
         violations += _binary(f, constraints)
         violations += _oversized(f, constraints)
     violations += _line_budget(change, constraints, estimated_lines)
@@ -134,6 +135,41 @@ def _symlink_outside(f: FileChange, known: frozenset[str]) -> Iterator[Violation
                 f'{show(f.path)}: symlink to "{show(f.symlink_target or "")}" {problem}',
                 f.path,
             )
+
+
+def _symlink_to_protected(
+    f: FileChange, c: Constraints, exact: frozenset[str]
+) -> Iterator[Violation]:
+    """A link to the plan, the gate or a protected file: whatever writes through it, or reads
+    it as ordinary content, reaches what the rules protect."""
+    if not (f.is_symlink and f.status in _PRESENT and f.symlink_target):
+        return
+    resolved = _resolve(f.path, f.symlink_target)
+    if resolved is None:
+        return  # leaves the tree: _symlink_outside says so
+    if resolved in exact or any(_matches(c, p, resolved) for p in c.protected):
+        yield Violation(
+            "symlink-to-protected",
+            f'{show(f.path)}: symlink to "{show(f.symlink_target)}", a protected path',
+            f.path,
+        )
+
+
+def _resolve(path: str, target: str) -> str | None:
+    """Where a relative link leads inside the tree, resolved lexically; None if it leaves it."""
+    if target.startswith("/"):
+        return None
+    parts = list(PurePosixPath(path).parent.parts)
+    for step in target.split("/"):
+        if step in ("", "."):
+            continue
+        if step == "..":
+            if not parts:
+                return None
+            parts.pop()
+        else:
+            parts.append(step)
+    return "/".join(parts)
 
 
 def _symlink_problem(path: str, target: str, known: frozenset[str]) -> str | None:

@@ -56,6 +56,8 @@ _WRITE_ABI1 = (
 )
 # In a writable directory: anything but device nodes (root could otherwise reach a raw disk).
 _DIR_RIGHTS = _WRITE_ABI1 & ~(FS_MAKE_CHAR | FS_MAKE_BLOCK)
+_READ = FS_EXECUTE | FS_READ_FILE | FS_READ_DIR
+_FILE_ONLY = FS_EXECUTE | FS_WRITE_FILE | FS_READ_FILE | FS_TRUNCATE | FS_IOCTL_DEV
 
 _PR_SET_NO_NEW_PRIVS = 38
 _PR_CAPBSET_DROP = 24
@@ -115,18 +117,57 @@ def abi_version() -> int:
     return int(version)
 
 
-def restrict(writable: list[str], write_files: list[str], *, network: bool, abi: int) -> None:
-    """Allow writes only beneath `writable` (and to `write_files`); TCP only when `network`."""
+def read_rules(hidden: list[str]) -> list[tuple[str, int]]:
+    """Read everything but `hidden` (absolute, resolved paths): whole subtrees where nothing is
+    hidden; on the way down to a hidden path, only the listing of each directory."""
+    hide = {os.path.normpath(h) for h in hidden}
+    rules: list[tuple[str, int]] = []
+
+    def visit(path: str) -> None:
+        if path in hide:
+            return
+        prefix = path.rstrip("/") + "/"
+        if not any(h.startswith(prefix) for h in hide):
+            rules.append((path, _READ))
+            return
+        rules.append((path, FS_READ_DIR))  # names only: what is in it stays unreadable
+        try:
+            names = sorted(os.listdir(path))
+        except OSError:
+            return
+        for name in names:
+            child = prefix + name
+            if os.path.islink(child):
+                continue  # a rule would follow it; its target has a rule of its own
+            if os.path.isdir(child):
+                visit(child)
+            elif child not in hide:
+                rules.append((child, _READ))
+
+    visit("/")
+    return rules
+
+
+def restrict(
+    writable: list[str],
+    write_files: list[str],
+    *,
+    network: bool,
+    abi: int,
+    hidden: list[str] | None = None,
+) -> None:
+    """Allow writes only beneath `writable` (and to `write_files`); TCP only when `network`;
+    no reading of `hidden` paths."""
     libc = _libc()
     libc.syscall.restype = ctypes.c_long
-    handled = _WRITE_ABI1
-    file_rights = FS_WRITE_FILE
+    handled = _WRITE_ABI1 | (_READ if hidden else 0)
+    file_rights = FS_WRITE_FILE | (FS_READ_FILE if hidden else 0)
     if abi >= 2:
         handled |= FS_REFER
     if abi >= 3:
         handled |= FS_TRUNCATE
         file_rights |= FS_TRUNCATE
-    dir_rights = _DIR_RIGHTS | (handled & (FS_REFER | FS_TRUNCATE))
+    dir_rights = _DIR_RIGHTS | (handled & (FS_REFER | FS_TRUNCATE | _READ))
     attr = _RulesetAttr(handled, 0, 0)
     if abi >= 4 and not network:
         attr.handled_access_net = NET_BIND_TCP | NET_CONNECT_TCP  # and no rule allows any port
@@ -142,6 +183,7 @@ def restrict(writable: list[str], write_files: list[str], *, network: bool, abi:
         raise _fail("cannot create a Landlock ruleset")
     try:
         for path, rights in [
+            *(read_rules(hidden) if hidden else []),
             *((p, dir_rights) for p in writable),
             *((p, file_rights) for p in write_files),
         ]:
@@ -151,7 +193,7 @@ def restrict(writable: list[str], write_files: list[str], *, network: bool, abi:
                 continue  # e.g. /dev/tty on a machine without one
             try:
                 is_dir = os.path.isdir(f"/proc/self/fd/{target}")
-                rule = _PathBeneathAttr(rights if is_dir else rights & file_rights, target)
+                rule = _PathBeneathAttr(rights if is_dir else rights & _FILE_ONLY & handled, target)
                 if libc.syscall(_ADD_RULE, fd, _RULE_PATH_BENEATH, ctypes.byref(rule), 0) < 0:
                     raise _fail(f"cannot add a Landlock rule for {path}")
             finally:
@@ -198,7 +240,8 @@ def _apply(spec: dict[str, object]) -> None:
     if isinstance(abi, int):
         writable = [str(p) for p in spec.get("writable", [])]  # type: ignore[attr-defined]
         files = [str(p) for p in spec.get("write_files", [])]  # type: ignore[attr-defined]
-        restrict(writable, files, network=bool(spec.get("network")), abi=abi)
+        hidden = [str(p) for p in spec.get("hidden", [])]  # type: ignore[attr-defined]
+        restrict(writable, files, network=bool(spec.get("network")), abi=abi, hidden=hidden)
     elif libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise _fail("cannot set no_new_privs")
 

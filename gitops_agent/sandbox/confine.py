@@ -41,6 +41,36 @@ _WRITABLE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/pt
 # the session bus.
 _HIDDEN_SOCKETS = ("/var/run/docker.sock", "/run/docker.sock", "/run/podman/podman.sock")
 _HIDDEN_DIRS = ("/run/user", "/run/containerd")
+# Where people keep credentials, under their home: unreadable to confined commands (agents get
+# a private HOME of their own, so they never need these).
+HIDDEN_IN_HOME = (
+    ".ssh",
+    ".gnupg",
+    ".aws",
+    ".azure",
+    ".config/gcloud",
+    ".config/gh",
+    ".config/hub",
+    ".config/git/credentials",
+    ".git-credentials",
+    ".netrc",
+    ".docker",
+    ".kube",
+    ".pypirc",
+    ".npmrc",
+    ".cargo/credentials",
+    ".cargo/credentials.toml",
+    ".gem/credentials",
+    ".password-store",
+    ".local/share/keyrings",
+    ".vault-token",
+    ".terraform.d",
+    ".claude",
+    ".claude.json",
+    ".codex",
+    ".gemini",
+    ".config/github-copilot",
+)
 # Where a pids cgroup can be made, for root (whom RLIMIT_NPROC does not bind): v1, then v2.
 _PIDS_CGROUPS = (Path("/sys/fs/cgroup/pids"), Path("/sys/fs/cgroup"))
 # Joins the cgroup named by $0, then becomes the command: nothing it starts escapes the limit.
@@ -208,6 +238,32 @@ def choose(setting: Confinement, *, where: tuple[str | None, int | None] = (None
     return Sandbox(setting, found.bwrap, found.landlock_abi)
 
 
+def hidden_paths() -> list[str]:
+    """The credential stores of this account that exist (resolved), to hide from commands."""
+    try:
+        home = Path.home()
+    except RuntimeError:  # no home directory at all
+        return []
+    if home == Path("/"):
+        return []
+    found = []
+    for name in HIDDEN_IN_HOME:
+        path = home / name
+        if path.exists():
+            found.append(os.path.realpath(path))
+    return sorted(set(found))
+
+
+def _bwrap_hide(hidden: list[str]) -> list[str]:
+    args: list[str] = []
+    for path in hidden:
+        if os.path.isdir(path):
+            args += ["--tmpfs", path, "--remount-ro", path]
+        else:
+            args += ["--ro-bind", "/dev/null", path]
+    return args
+
+
 def _bwrap_base(*, network: bool) -> list[str]:
     args = [
         "--die-with-parent",
@@ -299,6 +355,7 @@ def run_confined(
     bash = find_bash(jail.env)
     argv = [bash, "-c", command]
     if sandbox.confined:
+        hidden = hidden_paths()
         writable = [str(p) for p in (jail.workdir, *jail.writable)]
         devices = list(_WRITABLE_DEVICES)
         if sandbox.bwrap is not None:
@@ -311,6 +368,7 @@ def run_confined(
             "memory_bytes": jail.memory_bytes,
             "max_processes": jail.max_processes,
             "die_with_parent": True,
+            "hidden": hidden,
         }
         argv = [sys.executable, "-I", "-S", str(_LAUNCHER), json.dumps(spec), "--", *argv]
         if sandbox.bwrap is not None:
@@ -320,6 +378,7 @@ def run_confined(
             argv = [
                 sandbox.bwrap,
                 *_bwrap_base(network=jail.network),
+                *_bwrap_hide(hidden),
                 *binds,
                 "--chdir",
                 str(jail.workdir),
