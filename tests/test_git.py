@@ -522,3 +522,29 @@ def test_users_checkout_is_byte_identical_after_every_operation(
     workspace.remove()
 
     assert user_state(user) == before
+
+
+def test_reset_after_a_capture_removes_what_capture_left_out_without_a_walk(
+    checkout: Checkout, user: Path
+) -> None:
+    ck = checkout.path
+    write(ck / "src" / "app.py", "changed\n")
+    write(ck / "build" / "cache" / "x.o", b"\x00")  # an ignored directory
+    write(ck / "debug.log", "log\n")  # an ignored file
+    (ck / "empty" / "deeper").mkdir(parents=True)  # new directories, nothing in them
+    write(ck / "src" / "bad\x1bname.py", "x\n")  # refused
+    os.link(ck / "README.md", ck / "twin.md")  # refused, and a tracked file shares it
+    (ck / "run.sh").unlink()
+    write(ck / "run.sh" / "now-a-dir.txt", "d\n")  # a file became a directory
+    _edits, refusals = checkout.workspace.capture(max_bytes=10_000_000)
+    assert {r.path for r in refusals} == {"src/bad\x1bname.py", "twin.md", "README.md"}
+    checkout.reset("main")
+    assert git(ck, "status", "--porcelain", "--ignored") == ""
+    assert sorted(p.name for p in ck.iterdir()) == [
+        ".git",
+        ".gitignore",
+        "README.md",
+        "run.sh",
+        "src",
+    ]
+    assert os.access(ck / "run.sh", os.X_OK) and (ck / "README.md").stat().st_nlink == 1

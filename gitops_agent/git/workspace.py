@@ -16,6 +16,7 @@ Everything else is hashed by the tool from the file itself, read once, without f
 from __future__ import annotations
 
 import os
+import re
 import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -50,6 +51,13 @@ Signature = tuple[int, int, int, int, int]  # inode, mode, size, mtime, ctime (n
 
 
 @dataclass(frozen=True, slots=True)
+class _Captured:
+    files: dict[str, tuple[pygit2.Oid, int]]  # what the directory holds, by path
+    extras: list[str]  # left out (ignored, refused): deleted by the next reset
+    dirs: set[str]  # every directory it holds
+
+
+@dataclass(frozen=True, slots=True)
 class _Known:
     """A file (or symlink) as the tool last saw it: its blob, git mode and stat signature."""
 
@@ -68,14 +76,17 @@ def _git_mode(st: os.stat_result) -> int:
     return _EXECUTABLE if st.st_mode & 0o100 else int(Mode.BLOB)
 
 
+_CONTROL = re.compile("[\x00-\x1f\x7f]")
+_NOT_UTF8 = re.compile("[\udc80-\udcff]")  # os.fsdecode's stand-ins for undecodable bytes
+
+
 def _refusal(name: str) -> str | None:
     """Why a path component may not be committed; None when it may."""
-    if any(ord(ch) < 32 or ord(ch) == 127 for ch in name):
+    if _CONTROL.search(name):
         return "its name holds a control character"
-    if any("\udc80" <= ch <= "\udcff" for ch in name):
+    if _NOT_UTF8.search(name):
         return "its name is not valid UTF-8"
-    folded = name.casefold().rstrip(". ")
-    if folded in (".git", "git~1"):
+    if name[:1] in ".gG" and name.casefold().rstrip(". ") in (".git", "git~1"):
         return "it is named like git's own directory (.git), which git refuses to check out"
     return None
 
@@ -90,8 +101,13 @@ class Workspace:
         self._tree: pygit2.Tree | None = None
         self._commit = ""  # the commit HEAD names (the tree's parent, when they differ)
         self._flat: dict[str, tuple[pygit2.Oid, int]] = {}  # the tree's files: path -> (id, mode)
+        self._dirs: set[str] = set()  # the tree's directories (and submodules)
         self._known: dict[str, _Known] = {}
         self._stamp = 0
+        # Set by capture(), when it saw everything the directory holds and nothing has run there
+        # since: the files as they are, and what reset() must delete. reset() can then skip
+        # its walk.
+        self._captured: _Captured | None = None
         # For ignore rules only: a private repository whose work tree is ours. Nothing of the
         # directory's own .git is read (its config or info/exclude would be the agent's).
         path.mkdir(parents=True, exist_ok=True)
@@ -118,32 +134,64 @@ class Workspace:
         tree_obj = target.tree if tree is None else self._user._repo[tree].peel(pygit2.Tree)
         flat = self._flat_of(tree_obj)
         self.path.mkdir(parents=True, exist_ok=True)
-        dirs = _parent_dirs(flat)
-        seen: set[str] = set()
+        same_paths = flat.keys() == self._flat.keys()
+        dirs = self._dirs if same_paths and self._tree is not None else _parent_dirs(flat)
         self._known = {k: v for k, v in self._known.items() if k in flat}
-        for rel, entry, st in self._walk(self.path, "", dirs):
+        captured, self._captured = self._captured, None
+        if captured is not None:
+            self._apply(captured, flat, dirs)
+        else:
+            self._sync(flat, dirs)
+        self._tree, self._flat, self._dirs, self._commit = tree_obj, flat, dirs, str(target.id)
+        self._fresh_git_dir(target)
+        self._take_stamp()
+
+    def _apply(
+        self, captured: _Captured, flat: dict[str, tuple[pygit2.Oid, int]], dirs: set[str]
+    ) -> None:
+        """Reset from what capture() saw, with no walk: delete what differs, write the rest."""
+        for rel in captured.extras:
+            remove_path(self.path / rel)
+        for rel, held in captured.files.items():
+            if flat.get(rel) != held:
+                remove_path(self.path / rel)
+        for rel in sorted(captured.dirs - dirs, reverse=True):
+            remove_path(self.path / rel)
+        for rel, wanted in flat.items():
+            oid, mode = wanted
+            if mode == _GITLINK:
+                (self.path / rel).mkdir(parents=True, exist_ok=True)
+            elif captured.files.get(rel) != wanted:
+                _make_parents(self.path, rel)
+                self._write(rel, oid, mode)
+
+    def _sync(self, flat: dict[str, tuple[pygit2.Oid, int]], dirs: set[str]) -> None:
+        """Reset by walking the directory: whatever ran in it, make it exactly `flat`."""
+        seen: set[str] = set()
+        gitlinks = frozenset(p for p, (_, mode) in flat.items() if mode == _GITLINK)
+        for rel, where, st in self._walk(self.path, "", dirs, gitlinks):
             wanted = flat.get(rel)
             if rel in dirs and wanted is None:
                 if stat.S_ISDIR(st.st_mode):
                     if stat.S_IMODE(st.st_mode) != 0o755:
-                        os.chmod(entry, 0o755)
+                        os.chmod(where, 0o755)
                     continue
-                remove_path(entry)
-                entry.mkdir()
+                remove_path(Path(where))
+                os.mkdir(where)
                 continue
             if wanted is None:
-                remove_path(entry)
+                remove_path(Path(where))
                 continue
             seen.add(rel)
             oid, mode = wanted
             if mode == _GITLINK:
                 if not stat.S_ISDIR(st.st_mode):
-                    remove_path(entry)
-                    entry.mkdir()
+                    remove_path(Path(where))
+                    os.mkdir(where)
                 continue
-            if self._still(rel, st, oid, mode, entry):
+            if self._still(rel, st, oid, mode, where):
                 continue
-            remove_path(entry)
+            remove_path(Path(where))
             self._write(rel, oid, mode)
         for rel, (oid, mode) in flat.items():
             if rel not in seen:
@@ -152,11 +200,8 @@ class Workspace:
                     (self.path / rel).mkdir(exist_ok=True)
                 else:
                     self._write(rel, oid, mode)
-        self._tree, self._flat, self._commit = tree_obj, flat, str(target.id)
-        self._fresh_git_dir(target)
-        self._take_stamp()
 
-    def _still(self, rel: str, st: os.stat_result, oid: pygit2.Oid, mode: int, path: Path) -> bool:
+    def _still(self, rel: str, st: os.stat_result, oid: pygit2.Oid, mode: int, path: str) -> bool:
         """Whether the file at `rel` is the blob `oid` with `mode`, reading it only if need be."""
         known = self._known.get(rel)
         if _git_mode(st) != mode or not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
@@ -221,23 +266,38 @@ class Workspace:
 
         Like `git add -A` on the files alone: ignored new files are left out; nothing of `.git`
         is read. Files are hashed into the user's object database. A file over `max_bytes` is
-        refused unread.
+        refused unread. Call it once nothing runs in the directory any more; until the next
+        reset() nothing may run there (reset then relies on what capture saw).
         """
         assert self._tree is not None, "reset() first"
-        flat, dirs = self._flat, _parent_dirs(self._flat)
+        flat, dirs = self._flat, self._dirs
+        gitlinks = frozenset(p for p, (_, mode) in flat.items() if mode == _GITLINK)
         refusals: list[Refusal] = []
         edits: dict[str, StoredBlob | None] = {}
         seen: set[str] = set()
-        for rel, entry, st in self._walk(self.path, "", dirs, refusals, capture=True):
+        held: dict[str, tuple[pygit2.Oid, int]] = {}
+        extras: list[str] = []
+        held_dirs: set[str] = set()
+        exact = True  # everything seen, in a state reset() can undo without a walk
+        for rel, where, st in self._walk(
+            self.path, "", dirs, gitlinks, refusals, capture=True, skipped=extras
+        ):
             if stat.S_ISDIR(st.st_mode):
+                held_dirs.add(rel)
+                if st.st_mode & stat.S_IRWXU != stat.S_IRWXU:
+                    exact = False  # a directory the next reset must open up and look into
                 continue  # _walk descends into directories it keeps
             tracked = flat.get(rel)
             if tracked is not None and tracked[1] == _GITLINK:
-                refusals.append(Refusal(rel, "it replaces a submodule"))
+                if not stat.S_ISDIR(st.st_mode):
+                    refusals.append(Refusal(rel, "it replaces a submodule"))
+                    extras.append(rel)
                 continue
             if tracked is None and self._ignores.path_is_ignored(rel):
+                extras.append(rel)
                 continue
             seen.add(rel)
+            extras.append(rel)  # until it is known to be a file the tree can hold
             if stat.S_ISREG(st.st_mode) and st.st_nlink != 1:
                 refusals.append(
                     Refusal(rel, f"it is a hard link ({st.st_nlink} names share its content)")
@@ -256,17 +316,21 @@ class Workspace:
             if known is not None and known.sig == _signature(st) and known.sig[4] < self._stamp:
                 oid = known.oid
             else:
-                data = _read(entry, st)
+                data = _read(where, st)
                 if data is None:
                     refusals.append(Refusal(rel, "it changed while it was read"))
                     continue
                 oid = self._user._repo.create_blob(data)
                 self._known[rel] = _Known(oid, mode, _signature(st))
+            extras.pop()
+            held[rel] = (oid, mode)
             if tracked != (oid, mode):
                 edits[rel] = StoredBlob(oid, mode)
         for rel, (_, mode) in flat.items():
             if rel not in seen and mode != _GITLINK:
                 edits[rel] = None
+        extras += [r.path for r in refusals]
+        self._captured = _Captured(held, extras, held_dirs) if exact else None
         self._take_stamp()
         return edits, refusals
 
@@ -307,23 +371,26 @@ class Workspace:
 
     def _walk(
         self,
-        top: Path,
+        top: Path | str,
         prefix: str,
         dirs: set[str],
+        gitlinks: frozenset[str],
         refusals: list[Refusal] | None = None,
         *,
         capture: bool = False,
-    ) -> Iterator[tuple[str, Path, os.stat_result]]:
+        skipped: list[str] | None = None,
+    ) -> Iterator[tuple[str, str, os.stat_result]]:
         """(relative path, path, lstat) of every entry under `top`, but the top `.git`.
 
         Yields a directory before its entries, and descends only into directories that stay
         (reset: the tree's; capture: all but ignored new ones, and none with a refused name).
+        Never into a submodule's directory: capture refuses anything found there.
         """
         try:
-            entries = sorted(os.scandir(top), key=lambda e: e.name)
+            entries = list(os.scandir(top))
         except PermissionError:
             os.chmod(top, 0o755)
-            entries = sorted(os.scandir(top), key=lambda e: e.name)
+            entries = list(os.scandir(top))
         for entry in entries:
             if not prefix and entry.name == ".git":
                 continue
@@ -335,17 +402,29 @@ class Workspace:
                 if problem is not None:
                     refusals.append(Refusal(rel, problem))
                     continue
-            yield rel, Path(entry.path), st
+            yield rel, entry.path, st
             if not stat.S_ISDIR(st.st_mode):
+                continue
+            if rel in gitlinks:
+                if capture and os.listdir(entry.path):
+                    assert refusals is not None
+                    refusals.append(Refusal(rel, "it puts files in place of a submodule"))
                 continue
             if capture:
                 if rel in dirs or not self._ignores.path_is_ignored(rel + "/"):
-                    yield from self._walk(Path(entry.path), rel + "/", dirs, refusals, capture=True)
-            elif rel in dirs and rel not in self._flat_gitlinks():
-                yield from self._walk(Path(entry.path), rel + "/", dirs)
-
-    def _flat_gitlinks(self) -> frozenset[str]:
-        return frozenset(p for p, (_, mode) in self._flat.items() if mode == _GITLINK)
+                    yield from self._walk(
+                        entry.path,
+                        rel + "/",
+                        dirs,
+                        gitlinks,
+                        refusals,
+                        capture=True,
+                        skipped=skipped,
+                    )
+                elif skipped is not None:
+                    skipped.append(rel)  # an ignored directory: the next reset deletes it
+            elif rel in dirs:
+                yield from self._walk(entry.path, rel + "/", dirs, gitlinks)
 
 
 def _kind(st: os.stat_result) -> str:
@@ -358,7 +437,7 @@ def _kind(st: os.stat_result) -> str:
     return "special file"
 
 
-def _read(path: Path, st: os.stat_result) -> bytes | None:
+def _read(path: Path | str, st: os.stat_result) -> bytes | None:
     """A file's bytes (a symlink's target), never following a link; None if it changed."""
     if stat.S_ISLNK(st.st_mode):
         return os.fsencode(os.readlink(path))
