@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from gitops_agent.constraints import Constraints
@@ -100,15 +100,17 @@ class Runner:
     def run_gate(
         self, command: str, workdir: Path, scratch: Path, *, timeout: float
     ) -> ProcessResult:
-        """One gate command in `workdir`: no network, no API keys."""
+        """One gate command in `workdir`: no network, no API keys; where the sandbox can, it
+        writes the workdir only through a throw-away overlay (`gate_leaves_no_trace`)."""
         home, tmp = fresh_scratch(scratch)
         env = gate_environment(os.environ, home=home, tmp=tmp, listed=self.gate_env)
-        return run_confined(
-            self.sandbox,
-            command,
-            self._jail(workdir, scratch, env, network=False),
-            timeout=timeout,
-        )
+        jail = replace(self._jail(workdir, scratch, env, network=False), overlay=True)
+        return run_confined(self.sandbox, command, jail, timeout=timeout)
+
+    @property
+    def gate_leaves_no_trace(self) -> bool:
+        """Whether gates leave their workdir exactly as they found it."""
+        return self.sandbox.leaves_no_trace
 
     def _jail(self, workdir: Path, scratch: Path, env: Mapping[str, str], *, network: bool) -> Jail:
         return Jail(

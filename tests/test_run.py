@@ -551,3 +551,20 @@ def test_best_effort_runs_unconfined_where_nothing_works_and_says_so(tmp_path, c
     assert "Confinement: none available on this machine" in body
     memory = git(repo, "log", "-p", "autonomous/memory")
     assert "UNCONFINED" in memory
+
+
+@pytest.mark.parametrize("mechanisms", ["bwrap,landlock", "landlock"])
+def test_what_a_gate_leaves_in_its_tree_never_reaches_a_later_commit(
+    tmp_path, cli, mechanisms: str
+) -> None:
+    tasks = task_block("a", "First", "echo 'a = 1' > src/a.py") + task_block(
+        "b", "Second", "echo 'b = 1' > src/b.py"
+    )
+    gate = "echo junk > src/junk.py; echo tampered >> src/app.py; mkdir -p out; touch out/x"
+    repo = make_project(tmp_path, tasks, gate=gate)
+    data = run(cli, repo, env={"GITOPS_AGENT_SANDBOX": mechanisms})
+    assert outcomes(data) == [("a", "committed"), ("b", "committed")]
+    tip = data["tasks"][1]["commit"]
+    files = git(repo, "ls-tree", "-r", "--name-only", tip).split()
+    assert "src/junk.py" not in files and "out/x" not in files
+    assert show(repo, tip, "src/app.py") == "def hello():\n    return 'hello'\n"

@@ -205,10 +205,9 @@ def _processes_named(marker: str) -> list[int]:
 def test_the_launcher_refuses_rather_than_run_unconfined(tmp_path: Path) -> None:
     from gitops_agent.sandbox import _enter
 
-    # An address-space limit the kernel cannot set: the command must not run without it.
-    spec = "{not json"
+    # An option it does not know: the command must not run without what was asked for.
     result = subprocess.run(
-        [sys.executable, "-I", "-S", _enter.__file__, spec, "--", "/bin/echo", "ran"],
+        [sys.executable, "-I", "-S", _enter.__file__, "--jail", "x", "--", "/bin/echo", "ran"],
         capture_output=True,
         text=True,
     )
@@ -271,3 +270,20 @@ def test_credential_stores_in_the_home_directory_are_unreadable(
     )
     assert "PRIVATE KEY" not in out and "hunter2" not in out
     assert "readable" in out
+
+
+@pytest.mark.skipif(not FOUND.overlay, reason="needs bubblewrap with overlay support")
+def test_an_overlay_jail_leaves_its_workdir_as_it_was(jail: Jail) -> None:
+    from dataclasses import replace
+
+    sandbox = Sandbox(Confinement.REQUIRED, FOUND.bwrap, FOUND.landlock_abi, overlay=True)
+    assert sandbox.leaves_no_trace
+    (jail.workdir / "kept.txt").write_text("kept\n")
+    out = confined(
+        sandbox,
+        replace(jail, overlay=True),
+        "echo changed > kept.txt; echo new > new.txt; cat kept.txt new.txt",
+    )
+    assert out == "changed\nnew\n"
+    assert (jail.workdir / "kept.txt").read_text() == "kept\n"
+    assert not (jail.workdir / "new.txt").exists()

@@ -146,6 +146,12 @@ class Workspace:
         self._fresh_git_dir(target)
         self._take_stamp()
 
+    def untouched(self) -> None:
+        """Say that nothing was written in the directory since reset() (a command ran there
+        only through a throw-away overlay): the next reset needs no walk."""
+        assert self._tree is not None, "reset() first"
+        self._captured = _Captured(dict(self._flat), [], set(self._dirs))
+
     def _apply(
         self, captured: _Captured, flat: dict[str, tuple[pygit2.Oid, int]], dirs: set[str]
     ) -> None:

@@ -1,15 +1,15 @@
 """Enter the sandbox, then become the command: Landlock, limits, no capabilities, exec.
 
-Run as `python -I -S _enter.py SPEC -- PROGRAM ARGS...` (inside bubblewrap when there is one),
-so it imports nothing of the package and nothing from site-packages: only the standard library.
-SPEC is JSON (see `gitops_agent.sandbox.confine`). Whatever cannot be applied is an error
-(exit status 125): a command never runs less confined than it was promised.
+Run as `python -I -S _enter.py OPTIONS -- PROGRAM ARGS...` (inside bubblewrap when there is
+one), so it imports nothing of the package and nothing from site-packages, and as little of the
+standard library as it can (every millisecond here is paid by every confined command). OPTIONS
+are made by `options()`. Whatever cannot be applied is an error (exit status 125): a command
+never runs less confined than it was promised.
 """
 
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import resource
 import sys
@@ -223,42 +223,104 @@ def drop_capabilities() -> None:
         raise _fail("cannot drop capabilities")
 
 
+_FLAGS = ("--network", "--die-with-parent")
+_VALUES = ("--landlock-abi", "--memory-bytes", "--max-processes")
+_LISTS = ("--write", "--write-file", "--hide")
+
+
+def options(
+    *,
+    landlock_abi: int | None,
+    writable: list[str],
+    write_files: list[str],
+    hidden: list[str],
+    network: bool,
+    memory_bytes: int | None,
+    max_processes: int | None,
+    die_with_parent: bool,
+) -> list[str]:
+    """The command line that asks `main` for this confinement."""
+    args: list[str] = []
+    for name, value in (
+        ("--landlock-abi", landlock_abi),
+        ("--memory-bytes", memory_bytes),
+        ("--max-processes", max_processes),
+    ):
+        if value is not None:
+            args += [name, str(value)]
+    for name, paths in (("--write", writable), ("--write-file", write_files), ("--hide", hidden)):
+        for path in paths:
+            args += [name, path]
+    if network:
+        args.append("--network")
+    if die_with_parent:
+        args.append("--die-with-parent")
+    return args
+
+
+def _parse(args: list[str]) -> dict[str, object]:
+    """`options()` read back (no argparse: it would import re, 8 ms of every command)."""
+    spec: dict[str, object] = {name: [] for name in _LISTS}
+    i = 0
+    while i < len(args):
+        name = args[i]
+        if name in _FLAGS:
+            spec[name] = True
+            i += 1
+        elif name in _VALUES and i + 1 < len(args):
+            spec[name] = int(args[i + 1])
+            i += 2
+        elif name in _LISTS and i + 1 < len(args):
+            paths = spec[name]
+            assert isinstance(paths, list)
+            paths.append(args[i + 1])
+            i += 2
+        else:
+            raise ValueError(f"unknown option {name!r}")
+    return spec
+
+
 def _apply(spec: dict[str, object]) -> None:
     libc = _libc()
-    if spec.get("die_with_parent"):
+    if spec.get("--die-with-parent"):
         libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0)
-    memory = spec.get("memory_bytes")
+    memory = spec.get("--memory-bytes")
     if isinstance(memory, int):
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-    processes = spec.get("max_processes")
+    processes = spec.get("--max-processes")
     if isinstance(processes, int):
         resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     if os.getuid() == 0 or os.geteuid() == 0:
         drop_capabilities()
-    abi = spec.get("landlock_abi")
+    abi = spec.get("--landlock-abi")
     if isinstance(abi, int):
-        writable = [str(p) for p in spec.get("writable", [])]  # type: ignore[attr-defined]
-        files = [str(p) for p in spec.get("write_files", [])]  # type: ignore[attr-defined]
-        hidden = [str(p) for p in spec.get("hidden", [])]  # type: ignore[attr-defined]
-        restrict(writable, files, network=bool(spec.get("network")), abi=abi, hidden=hidden)
+        restrict(
+            list(spec["--write"]),  # type: ignore[call-overload]
+            list(spec["--write-file"]),  # type: ignore[call-overload]
+            network=bool(spec.get("--network")),
+            abi=abi,
+            hidden=list(spec["--hide"]),  # type: ignore[call-overload]
+        )
     elif libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise _fail("cannot set no_new_privs")
 
 
 def main(argv: list[str]) -> int:
-    if len(argv) < 4 or argv[2] != "--":
-        print("usage: _enter.py SPEC -- PROGRAM [ARGS...]", file=sys.stderr)
+    if "--" not in argv or argv.index("--") == len(argv) - 1:
+        print("usage: _enter.py OPTIONS -- PROGRAM [ARGS...]", file=sys.stderr)
         return 125
+    split = argv.index("--")
+    program = argv[split + 1 :]
     try:
-        _apply(json.loads(argv[1]))
+        _apply(_parse(argv[1:split]))
     except (SandboxError, OSError, ValueError) as err:
         print(f"gitops-agent: cannot confine the command: {err}", file=sys.stderr)
         return 125
     try:
-        os.execv(argv[3], argv[3:])
+        os.execv(program[0], program)
     except OSError as err:
-        print(f"gitops-agent: cannot run {argv[3]}: {err.strerror}", file=sys.stderr)
+        print(f"gitops-agent: cannot run {program[0]}: {err.strerror}", file=sys.stderr)
         return 127
 
 

@@ -15,11 +15,11 @@ from __future__ import annotations
 import contextlib
 import enum
 import itertools
-import json
 import os
 import shutil
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -93,6 +93,7 @@ class Mechanisms:
     bwrap: str | None  # path of a bubblewrap that starts here
     landlock_abi: int | None
     problems: tuple[str, ...]
+    overlay: bool = False  # bubblewrap can mount a throw-away overlay (--tmp-overlay) here
 
     @property
     def any(self) -> bool:
@@ -114,10 +115,16 @@ class Sandbox:
     setting: Confinement
     bwrap: str | None
     landlock_abi: int | None
+    overlay: bool = False
 
     @property
     def confined(self) -> bool:
         return self.bwrap is not None or self.landlock_abi is not None
+
+    @property
+    def leaves_no_trace(self) -> bool:
+        """Whether a Jail with `overlay` keeps its workdir as it was (writes go to a tmpfs)."""
+        return self.bwrap is not None and self.overlay
 
     def describe(self) -> str:
         """One line for reports: what is in force, or that nothing is and why."""
@@ -139,6 +146,9 @@ class Jail:
     writable: tuple[Path, ...]  # more writable directories (its private HOME and TMPDIR...)
     env: Mapping[str, str]  # its whole environment
     network: bool = False
+    # Let it write its workdir only through a throw-away overlay where the sandbox can
+    # (`Sandbox.leaves_no_trace`): the directory itself stays as it was.
+    overlay: bool = False
     memory_bytes: int | None = None  # address space of each process
     max_processes: int | None = None  # processes of the user (not enforced for root)
 
@@ -159,10 +169,14 @@ def _probe(allowed_setting: str) -> Mechanisms:
         )
     problems: list[str] = []
     bwrap = None
+    overlay = False
     if "bwrap" in allowed:
         bwrap, problem = _probe_bwrap()
         if problem:
             problems.append(problem)
+        else:
+            assert bwrap is not None
+            overlay = _probe_overlay(bwrap)
     else:
         problems.append(f"bubblewrap: not tried ({MECHANISMS_VARIABLE}={allowed_setting})")
     abi = None
@@ -175,7 +189,7 @@ def _probe(allowed_setting: str) -> Mechanisms:
             problems.append("Landlock: Linux only")
     else:
         problems.append(f"Landlock: not tried ({MECHANISMS_VARIABLE}={allowed_setting})")
-    return Mechanisms(bwrap, abi, tuple(problems))
+    return Mechanisms(bwrap, abi, tuple(problems), overlay)
 
 
 def _find_bwrap() -> str | None:
@@ -221,6 +235,33 @@ def _probe_bwrap() -> tuple[str | None, str | None]:
     return bwrap, None
 
 
+def _probe_overlay(bwrap: str) -> bool:
+    """Whether bubblewrap can put a throw-away overlay on a directory here (bwrap 0.9+, and
+    overlayfs in the kernel, in a user namespace where not root)."""
+    with tempfile.TemporaryDirectory(prefix="gitops-agent-probe-") as tmp:
+        try:
+            result = subprocess.run(
+                [
+                    bwrap,
+                    *_bwrap_base(network=False),
+                    "--overlay-src",
+                    tmp,
+                    "--tmp-overlay",
+                    tmp,
+                    "--",
+                    "sh",
+                    "-c",
+                    f"echo x > {tmp}/probe",
+                ],
+                capture_output=True,
+                timeout=10,
+                stdin=subprocess.DEVNULL,
+            )
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        return result.returncode == 0 and not os.path.exists(f"{tmp}/probe")
+
+
 def choose(setting: Confinement, *, where: tuple[str | None, int | None] = (None, None)) -> Sandbox:
     """The sandbox for a session; raises UserError when `required` and nothing works here."""
     if setting is Confinement.OFF:
@@ -235,7 +276,7 @@ def choose(setting: Confinement, *, where: tuple[str | None, int | None] = (None
             "`confinement: off` (or `best-effort`) in the constraints",
             *where,
         )
-    return Sandbox(setting, found.bwrap, found.landlock_abi)
+    return Sandbox(setting, found.bwrap, found.landlock_abi, found.overlay)
 
 
 def hidden_paths() -> list[str]:
@@ -360,20 +401,24 @@ def run_confined(
         devices = list(_WRITABLE_DEVICES)
         if sandbox.bwrap is not None:
             writable.append("/dev/shm")  # bubblewrap's own, empty and private
-        spec = {
-            "landlock_abi": sandbox.landlock_abi,
-            "writable": writable,
-            "write_files": devices,
-            "network": jail.network,
-            "memory_bytes": jail.memory_bytes,
-            "max_processes": jail.max_processes,
-            "die_with_parent": True,
-            "hidden": hidden,
-        }
-        argv = [sys.executable, "-I", "-S", str(_LAUNCHER), json.dumps(spec), "--", *argv]
+        spec = _enter.options(
+            landlock_abi=sandbox.landlock_abi,
+            writable=writable,
+            write_files=devices,
+            hidden=hidden,
+            network=jail.network,
+            memory_bytes=jail.memory_bytes,
+            max_processes=jail.max_processes,
+            die_with_parent=True,
+        )
+        argv = [sys.executable, "-I", "-S", str(_LAUNCHER), *spec, "--", *argv]
         if sandbox.bwrap is not None:
             binds: list[str] = []
-            for path in (jail.workdir, *jail.writable):
+            if jail.overlay and sandbox.leaves_no_trace:
+                binds += ["--overlay-src", str(jail.workdir), "--tmp-overlay", str(jail.workdir)]
+            else:
+                binds += ["--bind", str(jail.workdir), str(jail.workdir)]
+            for path in jail.writable:
                 binds += ["--bind", str(path), str(path)]
             argv = [
                 sandbox.bwrap,

@@ -284,6 +284,8 @@ class _Session:
         baseline = run_gate(
             self.gate, self.places.gate.path, self._task_timeout(), self.runner, self.places.scratch
         )
+        if self.runner.gate_leaves_no_trace:
+            self.places.gate.untouched()
         if not baseline.passed:
             self.gate_failed_on_base = True
             self.stopped = (

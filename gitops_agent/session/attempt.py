@@ -111,6 +111,8 @@ def attempt(ctx: Context, task: Task, tip: str, prompt: str | None) -> AttemptRe
         ctx.runner,
         ctx.places.scratch,
     )
+    if ctx.runner.gate_leaves_no_trace:
+        ctx.places.gate.untouched()
     if not gated.passed:
         return AttemptResult(
             Verdict.FAILED, f"The quality gate failed: `{gated.command}`.", output=gated.output
