@@ -73,14 +73,14 @@ def gitops_agent() -> list[str]:
     return [str(script)] if script.exists() else [shutil.which("gitops-agent") or "gitops-agent"]
 
 
-def one_round(base: Path, files: int, tasks: int) -> tuple[float, float]:
+def one_round(base: Path, files: int, tasks: int, plain_base: Path) -> tuple[float, float]:
     repo = base / "repo"
     make_repo(repo, files, tasks)
-    plain_repo = base / "plain"
+    plain_repo = plain_base / "plain"
     shutil.copytree(repo, plain_repo, symlinks=True)
     start = time.perf_counter()
     subprocess.run(
-        ["bash", "-c", PLAIN, "plain", str(base / "plain-worktree"), str(tasks)],
+        ["bash", "-c", PLAIN, "plain", str(plain_base / "plain-worktree"), str(tasks)],
         cwd=plain_repo,
         env=GIT_ENV,
         check=True,
@@ -104,17 +104,31 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=5000)
     parser.add_argument("--tasks", type=int, default=20)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument(
+        "--plain-in-memory",
+        action="store_true",
+        help="give the plain script its repository and worktree in /dev/shm, as gitops-agent "
+        "gives its workspaces when there is room",
+    )
     options = parser.parse_args()
     plains, ours = [], []
     for _ in range(options.runs):
-        with tempfile.TemporaryDirectory(prefix="bench-session-") as tmp:
-            plain, mine = one_round(Path(tmp), options.files, options.tasks)
+        with (
+            tempfile.TemporaryDirectory(prefix="bench-session-") as tmp,
+            tempfile.TemporaryDirectory(
+                prefix="bench-plain-", dir="/dev/shm" if options.plain_in_memory else None
+            ) as plain_tmp,
+        ):
+            plain, mine = one_round(Path(tmp), options.files, options.tasks, Path(plain_tmp))
             plains.append(plain)
             ours.append(mine)
     p, o = statistics.median(plains), statistics.median(ours)
+    where = "in memory" if options.plain_in_memory else "on disk"
     print(f"repository: {options.files} files; {options.tasks} codemod tasks, gate `true`")
-    print(f"plain git script (worktree + {options.tasks} commits): median {p:.2f} s {plains}")
-    print(f"gitops-agent run:                               median {o:.2f} s {ours}")
+    print(f"plain git script (worktree + {options.tasks} commits, {where}): median {p:.2f} s")
+    print(f"  rounds: {', '.join(f'{x:.2f}' for x in plains)}")
+    print(f"gitops-agent run: median {o:.2f} s")
+    print(f"  rounds: {', '.join(f'{x:.2f}' for x in ours)}")
     print(f"ratio: {o / p:.2f}")
 
 

