@@ -100,7 +100,7 @@ def run_program(
         problem = "is not a directory" if cwd.exists() else "does not exist"
         raise UserError(f"the working directory {problem}", path=str(cwd))
     _become_subreaper()
-    children_before = frozenset(_children_of(os.getpid()))
+    children_before = frozenset(_own_children())
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -364,9 +364,30 @@ def _process_table() -> dict[int, tuple[int, int, bool]] | None:
     return table
 
 
-def _children_of(pid: int) -> list[int]:
-    table = _process_table() or {}
-    return [child for child, (parent, _, _) in table.items() if parent == pid]
+def _own_children() -> list[int]:
+    """Our children, from /proc/self/task/*/children (cheap), else from the process table."""
+    found: list[int] = []
+    try:
+        for task in os.listdir("/proc/self/task"):
+            with open(f"/proc/self/task/{task}/children", "rb") as f:
+                found += [int(pid) for pid in f.read().split()]
+    except OSError:  # no procfs, or a kernel without CONFIG_PROC_CHILDREN
+        table = _process_table() or {}
+        return [child for child, (parent, _, _) in table.items() if parent == os.getpid()]
+    return found
+
+
+def _alive(pid: int, group: bool) -> bool:
+    try:
+        if group:
+            os.killpg(pid, 0)
+        else:
+            os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _survivors(root: int, children_before: frozenset[int]) -> list[int]:
@@ -374,13 +395,12 @@ def _survivors(root: int, children_before: frozenset[int]) -> list[int]:
 
     Zombies do not count: they are dead (and we reap the ones adopted by us).
     """
+    adopted = set(_own_children()) - children_before - {root}
+    if not adopted and not _alive(root, group=True) and not _alive(root, group=False):
+        return []  # the usual end: nothing of it left, and no full scan of /proc needed
     table = _process_table()
     if table is None:  # no procfs (macOS): fall back to asking about the group only
-        try:
-            os.killpg(root, 0)
-        except (ProcessLookupError, PermissionError):
-            return []
-        return [root]
+        return [root] if _alive(root, group=True) else []
     me = os.getpid()
     tops = {root} | {
         pid for pid, (parent, _, _) in table.items() if parent == me and pid not in children_before
@@ -396,7 +416,7 @@ def _survivors(root: int, children_before: frozenset[int]) -> list[int]:
 
 def _reap_adopted(children_before: frozenset[int]) -> None:
     """Collect the exit status of orphans re-parented to us, so they do not stay zombies."""
-    for pid in _children_of(os.getpid()):
+    for pid in _own_children():
         if pid not in children_before:
             with contextlib.suppress(ChildProcessError):
                 os.waitpid(pid, os.WNOHANG)
