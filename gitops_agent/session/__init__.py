@@ -14,6 +14,7 @@ import secrets
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 
 from gitops_agent import __version__
@@ -132,6 +133,7 @@ class _Session:
     options: RunOptions
     listener: Listener
     results: list[TaskResult] = field(default_factory=list)
+    _attempt_numbers: tuple[int, int] = (0, 0)
 
     def run(self) -> SessionResult:
         started_at = datetime.now(UTC)
@@ -354,7 +356,7 @@ class _Session:
         for number in range(1, attempts + 1):
             self._phase(task, "agent", number, attempts)
             prompt = None if task.run is not None else self._prompt(task, feedback)
-            result = attempt(ctx, task, self.tip, prompt)
+            result = attempt(ctx, task, self.tip, prompt, partial(self._phase, task))
             if result.verdict is Verdict.LIMITED:
                 assert result.rate_limit is not None
                 when = result.rate_limit.resume_at
@@ -439,7 +441,13 @@ class _Session:
         self.tip = commit
         return commit
 
-    def _phase(self, task: Task, phase: str, attempt: int, attempts: int) -> None:
+    def _phase(
+        self, task: Task, phase: str, attempt: int | None = None, attempts: int | None = None
+    ) -> None:
+        """A task entered a phase; the attempt numbers stay those last given when omitted."""
+        if attempt is None or attempts is None:
+            attempt, attempts = self._attempt_numbers
+        self._attempt_numbers = (attempt, attempts)
         self.run_state.update(task=task.id, phase=phase, attempt=attempt, max_attempts=attempts)
         self.listener.phase(task, phase, attempt, attempts)
 

@@ -8,6 +8,7 @@ status set to DONE, and that exact tree is materialised in the gate's workspace 
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -64,8 +65,15 @@ class Context:
     protected_paths: tuple[str, ...]
 
 
-def attempt(ctx: Context, task: Task, tip: str, prompt: str | None) -> AttemptResult:
-    """Run the task once on top of `tip`; `prompt` is None for a `Run:` task."""
+def attempt(
+    ctx: Context,
+    task: Task,
+    tip: str,
+    prompt: str | None,
+    phase: Callable[[str], None] = lambda _name: None,
+) -> AttemptResult:
+    """Run the task once on top of `tip`; `prompt` is None for a `Run:` task. `phase` hears
+    when the attempt moves on to "inspect" and to "gate"."""
     ran = _run(ctx, task, tip, prompt)
     c = ctx.constraints
     if ran.rate_limit is not None:
@@ -87,6 +95,7 @@ def attempt(ctx: Context, task: Task, tip: str, prompt: str | None) -> AttemptRe
             f"The agent exited with status {ran.exit_code}.",
             output=mask(ran.output)[-2000:],  # masked whole: a cut may not split a secret
         )
+    phase("inspect")
     edits, refusals = ctx.places.agent.capture(max_bytes=c.max_file_bytes)
     if refusals:
         found = tuple(_refused(r) for r in refusals)
@@ -103,6 +112,7 @@ def attempt(ctx: Context, task: Task, tip: str, prompt: str | None) -> AttemptRe
     assert data is not None  # the plan is protected: the change cannot remove it
     updated = set_status(decode(data, ctx.plan_path), task.id, "DONE", ctx.plan_path)
     tree = ctx.repo.replace_in_tree(change.tree, {ctx.plan_path: updated.encode()})
+    phase("gate")
     ctx.places.gate.reset(tip, tree=tree)
     gated = run_gate(
         ctx.gate,
