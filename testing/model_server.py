@@ -1,0 +1,151 @@
+"""A scripted model on loopback, speaking enough of the Anthropic Messages API for Claude Code.
+
+The real CLI talks to it through ANTHROPIC_BASE_URL. Each conversation goes: the model asks
+for one tool call (from `script`, given the agent's working directory), the CLI runs the tool
+and sends its result, the model ends the turn with a sentence. Every request is kept, so a
+test can see what reached the model (the prompt, tool results, anything leaked).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+_WORKDIR = re.compile(r"Primary working directory: ([^\n\"\\]+)")
+
+# Given the agent's working directory: (tool name, tool input) for the model's first answer.
+Script = Callable[[str], tuple[str, dict[str, Any]]]
+
+
+@dataclass
+class ModelServer:
+    script: Script
+    port: int = 0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    api_keys: list[str] = field(default_factory=list)  # the x-api-key header of each request
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def seen(self) -> str:
+        """Every request body, as text: what the agent sent to its model."""
+        return "\n".join(json.dumps(r) for r in self.requests)
+
+
+def _events(message: list[tuple[str, dict[str, Any]]]) -> bytes:
+    return b"".join(
+        f"event: {name}\ndata: {json.dumps(data)}\n\n".encode() for name, data in message
+    )
+
+
+def _reply(blocks: list[dict[str, Any]], stop: str) -> bytes:
+    events: list[tuple[str, dict[str, Any]]] = [
+        (
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": "msg_scripted",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": "claude-scripted",
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": 10, "output_tokens": 1},
+                },
+            },
+        )
+    ]
+    for index, block in enumerate(blocks):
+        if block["type"] == "text":
+            start = {"type": "text", "text": ""}
+            delta = {"type": "text_delta", "text": block["text"]}
+        else:
+            start = {"type": "tool_use", "id": block["id"], "name": block["name"], "input": {}}
+            delta = {"type": "input_json_delta", "partial_json": json.dumps(block["input"])}
+        events += [
+            (
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": start},
+            ),
+            (
+                "content_block_delta",
+                {"type": "content_block_delta", "index": index, "delta": delta},
+            ),
+            ("content_block_stop", {"type": "content_block_stop", "index": index}),
+        ]
+    events += [
+        (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": 5},
+            },
+        ),
+        ("message_stop", {"type": "message_stop"}),
+    ]
+    return _events(events)
+
+
+@contextmanager
+def serving(script: Script) -> Iterator[ModelServer]:
+    """A ModelServer listening on 127.0.0.1 for the duration of the block."""
+    model = ModelServer(script)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            return
+
+        def do_HEAD(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.end_headers()
+            self.wfile.write(b"{}")
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length", 0))
+            body = json.loads(self.rfile.read(length) or b"{}")
+            model.requests.append(body)
+            model.api_keys.append(self.headers.get("x-api-key", ""))
+            text = json.dumps(body)
+            if not self.path.startswith("/v1/messages"):
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+                return
+            if '"tool_result"' in text:
+                answer = _reply([{"type": "text", "text": "Done."}], "end_turn")
+            else:
+                found = _WORKDIR.search(text)
+                name, tool_input = model.script(found[1].strip() if found else "")
+                block = {"type": "tool_use", "id": "toolu_1", "name": name, "input": tool_input}
+                answer = _reply([block], "tool_use")
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.send_header("cache-control", "no-cache")
+            self.end_headers()
+            self.wfile.write(answer)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    model.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield model
+    finally:
+        server.shutdown()
+        server.server_close()

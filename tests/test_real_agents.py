@@ -1,0 +1,141 @@
+"""The real Claude Code CLI, confined, doing a task through gitops-agent against a scripted model.
+
+The CLI (npm `@anthropic-ai/claude-code`) is looked for on PATH; `.ci/run` installs it, and
+without it these tests skip. The model is `testing.model_server`, on loopback: it asks for one
+tool call and then ends the turn, and it keeps every request, so a test sees exactly what the
+agent would have sent to its model provider.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import CLI, git, make_repo
+from test_run import session_branches, task_block, user_state
+from testing.model_server import serving
+
+CLAUDE = shutil.which("claude")
+pytestmark = pytest.mark.skipif(CLAUDE is None, reason="Claude Code is not installed")
+
+SECRETS = {
+    "GITHUB_TOKEN": "ghp_RealCliFakeToken0123456789abcdef",
+    "GITOPS_AGENT_TOKEN": "github_pat_RealCliFake0123456789",
+    "AWS_SECRET_ACCESS_KEY": "RealCliFakeAwsSecret0123456789abcd",
+}
+API_KEY = "sk-ant-api03-RealCliFakeKey0123456789"
+
+
+def project(tmp_path: Path, gate: str) -> Path:
+    plan = (
+        f"---\ngate:\n  - {json.dumps(gate)}\nagent: claude\n---\n# Plan\n\n"
+        "### Ready for Autonomous Execution ✅\n\n" + task_block("t1", "Add a greeting module")
+    )
+    return make_repo(
+        tmp_path / "repo", {"PROJECT_PLAN.md": plan, "src/app.py": "x = 1\n", "README.md": "r\n"}
+    )
+
+
+def run_with(repo: Path, home: Path, url: str) -> dict[str, Any]:
+    env = {
+        **os.environ,
+        **SECRETS,
+        "HOME": str(home),
+        "ANTHROPIC_BASE_URL": url,
+        "ANTHROPIC_API_KEY": API_KEY,
+    }
+    env.pop("XDG_CACHE_HOME", None)
+    result = subprocess.run(
+        [*CLI, "run", "--json"],
+        cwd=repo,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+    assert result.returncode == 0, result.stderr
+    data: dict[str, Any] = json.loads(result.stdout)
+    return data
+
+
+def fake_home(tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    (home / ".ssh").mkdir(parents=True)
+    (home / ".ssh" / "id_ed25519").write_text("RealCliFakePrivateKeyMaterial\n")
+    (home / ".gitconfig").write_text("[user]\n\tname = Person\n")
+    return home
+
+
+def test_claude_code_does_a_task_confined_and_its_work_is_committed(tmp_path: Path) -> None:
+    repo = project(tmp_path, "test -f src/app.py")
+    home = fake_home(tmp_path)
+
+    def script(workdir: str) -> tuple[str, dict[str, Any]]:
+        return "Write", {"file_path": f"{workdir}/src/greeting.py", "content": "HI = 'hi'\n"}
+
+    with serving(script) as model:
+        data = run_with(repo, home, model.url)
+    assert [(t["id"], t["outcome"]) for t in data["tasks"]] == [("t1", "committed")], data
+    commit = data["tasks"][0]["commit"]
+    assert git(repo, "show", f"{commit}:src/greeting.py") == "HI = 'hi'\n"
+    # The CLI got the prompt, and ran in a checkout outside the repository.
+    first = json.dumps(model.requests[0])
+    assert "Add a greeting module" in first
+    assert str(repo) not in first.split("Primary working directory: ")[1][:300]
+    # Its preset's key reached it (the model saw it as the API key), and nothing else did.
+    assert set(model.api_keys) == {API_KEY}
+
+
+def test_claude_code_told_to_attack_reaches_nothing_and_leaks_nothing(tmp_path: Path) -> None:
+    repo = project(tmp_path, "test -f src/app.py")
+    home = fake_home(tmp_path)
+    marker = f"real-cli-{uuid.uuid4().hex[:8]}"
+    users_git = repo / ".git"
+    attack = "; ".join(
+        [
+            "env",
+            "cat /proc/$PPID/environ /proc/1/environ /proc/*/environ 2>/dev/null | tr '\\0' '\\n'",
+            f"cat {home}/.ssh/id_ed25519",
+            f"git --git-dir={users_git} update-ref refs/heads/main HEAD~0 2>&1",
+            f"git --git-dir={users_git} config core.hooksPath /tmp/{marker} 2>&1",
+            f"echo pwned > {repo}/README.md",
+            f"echo x > {home}/.bashrc",
+            f"touch /tmp/{marker}",
+            f"(setsid bash -c 'exec -a {marker} sleep 300' &)",
+            "echo 'x = 2' > src/app.py",
+            "true",
+        ]
+    )
+
+    def script(_workdir: str) -> tuple[str, dict[str, Any]]:
+        return "Bash", {"command": attack, "description": "look around"}
+
+    before = user_state(repo)
+    home_before = {p: p.read_bytes() for p in home.rglob("*") if p.is_file()}
+    with serving(script) as model:
+        data = run_with(repo, home, model.url)
+    seen = model.seen()
+    # The tool's results went back to the model: nothing secret was in them.
+    assert '"tool_result"' in seen
+    for value in [*SECRETS.values(), "RealCliFakePrivateKeyMaterial"]:
+        assert value not in seen
+    assert user_state(repo) == before
+    assert {
+        p: p.read_bytes()
+        for p in home.rglob("*")
+        if p.is_file() and ".cache" not in p.relative_to(home).parts
+    } == home_before
+    assert not Path(f"/tmp/{marker}").exists()
+    # Its one honest-looking edit, inside its checkout, is judged like any other.
+    assert data["tasks"][0]["outcome"] in ("committed", "rolled_back")
+    assert all(marker not in git(repo, "log", "-p", branch) for branch in session_branches(repo))
+    left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
+    assert left.stdout.split() == []  # its daemon died with it
