@@ -128,7 +128,7 @@ class Constraints:
     confinement: str = "required"  # required | best-effort | off (see sandbox.Confinement)
     agent_env: tuple[str, ...] = ()  # more variables an agent or `Run:` command is given
     gate_env: tuple[str, ...] = ()  # more variables the gate is given
-    memory_limit_mb: int = 8192  # address space of each confined process; 0: no limit
+    memory_limit_mb: int = 8192  # data memory of each confined process; 0: no limit
     max_processes: int = 1024  # processes of the user, for non-root users; 0: no limit
     # provenance
     path: str | None = None  # None: the built-in defaults (no constraints file)

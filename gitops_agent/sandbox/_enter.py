@@ -286,7 +286,9 @@ def _apply(spec: dict[str, object]) -> None:
         libc.prctl(_PR_SET_PDEATHSIG, 9, 0, 0, 0)
     memory = spec.get("--memory-bytes")
     if isinstance(memory, int):
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        # RLIMIT_DATA, not RLIMIT_AS: runtimes that reserve address space they never touch
+        # (V8's pointer cage, WebAssembly guard regions, Go arenas, the JVM) still start.
+        resource.setrlimit(resource.RLIMIT_DATA, (memory, memory))
     processes = spec.get("--max-processes")
     if isinstance(processes, int):
         resource.setrlimit(resource.RLIMIT_NPROC, (processes, processes))

@@ -157,7 +157,7 @@ class Jail:
     # Let it write its workdir only through a throw-away overlay where the sandbox can
     # (`Sandbox.leaves_no_trace`): the directory itself stays as it was.
     overlay: bool = False
-    memory_bytes: int | None = None  # address space of each process
+    memory_bytes: int | None = None  # data (heap and private writable mappings) of each process
     max_processes: int | None = None  # processes of the user (not enforced for root)
 
 
