@@ -568,3 +568,18 @@ def test_what_a_gate_leaves_in_its_tree_never_reaches_a_later_commit(
     files = git(repo, "ls-tree", "-r", "--name-only", tip).split()
     assert "src/junk.py" not in files and "out/x" not in files
     assert show(repo, tip, "src/app.py") == "def hello():\n    return 'hello'\n"
+
+
+def test_workspaces_never_go_to_a_shared_directory_someone_else_made(tmp_path) -> None:
+    from gitops_agent.session import private_dir
+
+    # In /dev/shm anyone may create our directory's name first: a link or a file there is
+    # refused (the workspaces then go to the cache directory); our own is made private.
+    os.symlink(tmp_path, tmp_path / "link")
+    (tmp_path / "file").write_text("")
+    assert not private_dir(tmp_path / "link") and not private_dir(tmp_path / "file")
+    (tmp_path / "open").mkdir(mode=0o777)
+    os.chmod(tmp_path / "open", 0o777)
+    assert private_dir(tmp_path / "open") and private_dir(tmp_path / "new")
+    for name in ("open", "new"):
+        assert (tmp_path / name).stat().st_mode & 0o777 == 0o700

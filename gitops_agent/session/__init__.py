@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import os
 import secrets
+import stat
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -119,11 +120,25 @@ def work_dir(repo: Repo, tree_bytes: int) -> Path:
         )
     except OSError:  # no /dev/shm, or no /proc
         return disk
-    if is_tmpfs and os.access(SHM, os.W_OK) and room > 2 * tree_bytes + SHM_HEADROOM:
-        memory.parent.mkdir(mode=0o700, exist_ok=True)
-        os.chmod(memory.parent, 0o700)  # only this user may see the workspaces
-        return memory
-    return disk
+    roomy = is_tmpfs and os.access(SHM, os.W_OK) and room > 2 * tree_bytes + SHM_HEADROOM
+    return memory if roomy and private_dir(memory.parent) else disk
+
+
+def private_dir(path: Path) -> bool:
+    """Make `path` (in a directory every user can write) ours alone; False if someone else got
+    there first: a directory or link of theirs would let them reach our workspaces."""
+    try:
+        path.mkdir(mode=0o700)
+    except FileExistsError:
+        pass
+    except OSError:
+        return False
+    st = path.lstat()
+    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
+        return False
+    if stat.S_IMODE(st.st_mode) != 0o700:
+        os.chmod(path, 0o700)
+    return True
 
 
 @dataclass
