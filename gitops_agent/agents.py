@@ -72,12 +72,14 @@ _COMMON_LIMITS = (
 # Claude Code: "Claude AI usage limit reached|1735689600" (print mode), "Claude usage limit
 # reached. Your limit will reset at 5pm (Europe/Warsaw).", "5-hour limit reached ∙ resets 1am",
 # "You've hit your usage limit · resets 3pm", "API Error: 429 {...rate_limit_error...}",
-# "API Error: 529 {...overloaded_error...}" (anthropics/claude-code issues 2087, 6119, 11429).
+# "API Error: 529 {...overloaded_error...}" (anthropics/claude-code issues 2087, 6119, 11429);
+# since 2.1: "API Error: Request rejected (429) · <the API's message>" (seen with 2.1.332).
 _CLAUDE_LIMITS = (
     r"usage limit reached",
     r"\blimit reached\b.*\bresets?\b",
     r"you(?:'|\u2019)?ve hit your (?:usage )?limit",
     r"overloaded_error|api error:?\s*(?:429|529)\b",
+    r"api error:?\s*request rejected\s*\((?:429|529)\)",
 )
 # Codex CLI: "■ You've hit your usage limit. Upgrade to Pro (...) or try again in 2 days 17 hours
 # 14 minutes." / "... or try again at 3:28 PM." (openai/codex issues 3124, 3899, 26668); backend

@@ -27,6 +27,8 @@ Script = Callable[[str], tuple[str, dict[str, Any]]]
 class ModelServer:
     script: Script
     port: int = 0
+    # When set: every model call is answered 429 with this retry-after (seconds) and message.
+    rate_limited: tuple[int, str] | None = None
     requests: list[dict[str, Any]] = field(default_factory=list)
     api_keys: list[str] = field(default_factory=list)  # the x-api-key header of each request
 
@@ -97,9 +99,11 @@ def _reply(blocks: list[dict[str, Any]], stop: str) -> bytes:
 
 
 @contextmanager
-def serving(script: Script) -> Iterator[ModelServer]:
+def serving(
+    script: Script, *, rate_limited: tuple[int, str] | None = None
+) -> Iterator[ModelServer]:
     """A ModelServer listening on 127.0.0.1 for the duration of the block."""
-    model = ModelServer(script)
+    model = ModelServer(script, rate_limited=rate_limited)
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -126,6 +130,17 @@ def serving(script: Script) -> Iterator[ModelServer]:
                 self.send_header("content-type", "application/json")
                 self.end_headers()
                 self.wfile.write(b"{}")
+                return
+            if model.rate_limited is not None:
+                retry_after, message = model.rate_limited
+                error = {"type": "error", "error": {"type": "rate_limit_error", "message": message}}
+                payload = json.dumps(error).encode()
+                self.send_response(429)
+                self.send_header("content-type", "application/json")
+                self.send_header("retry-after", str(retry_after))
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
                 return
             if '"tool_result"' in text:
                 answer = _reply([{"type": "text", "text": "Done."}], "end_turn")

@@ -393,3 +393,14 @@ def test_a_named_token_of_the_repository_host_is_still_withheld(
         idle_timeout=None,
     )
     assert (work / "seen.txt").read_text() == "none\n"
+
+
+def test_claude_codes_newer_429_wording_is_a_rate_limit() -> None:
+    output = (
+        "API Error: Request rejected (429) · Number of request tokens has exceeded your "
+        "per-minute rate limit\n"
+    )
+    found = detect_rate_limit(output, PRESETS["claude"].rate_limit_patterns, now=NOW)
+    assert found is not None and found.message.startswith("API Error: Request rejected (429)")
+    ordinary = "API Error: Request rejected (400) · invalid request\n"
+    assert detect_rate_limit(ordinary, PRESETS["claude"].rate_limit_patterns, now=NOW) is None

@@ -139,3 +139,19 @@ def test_claude_code_told_to_attack_reaches_nothing_and_leaks_nothing(tmp_path: 
     assert all(marker not in git(repo, "log", "-p", branch) for branch in session_branches(repo))
     left = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
     assert left.stdout.split() == []  # its daemon died with it
+
+
+def test_claude_codes_rate_limit_stops_the_session_without_failing_the_task(
+    tmp_path: Path,
+) -> None:
+    # Claude Code 2.1 says "API Error: Request rejected (429) · <message>" and exits 1 at
+    # once when the API asks it to wait longer than it would.
+    repo = project(tmp_path, "test -f src/app.py")
+    home = fake_home(tmp_path)
+    limited = (86400, "Number of request tokens has exceeded your per-minute rate limit")
+    with serving(lambda _w: ("Write", {}), rate_limited=limited) as model:
+        data = run_with(repo, home, model.url)
+    [task] = data["tasks"]
+    assert (task["outcome"], task["attempts"]) == ("skipped", 1), task
+    assert "usage limit" in task["reason"] and "Request rejected (429)" in task["reason"]
+    assert session_branches(repo) == []
