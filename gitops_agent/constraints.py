@@ -176,8 +176,9 @@ MACHINE_KEYS: tuple[str, ...] = (
 DEFAULT_PATH = "docs/autonomous-constraints.md"
 
 
-def _minutes(number: str, unit: str) -> int:
-    return round(float(number) * (60 if unit.lower().startswith("h") else 1))
+def _minutes(number: str, unit: str) -> float:
+    value = float(number) * (60 if unit.lower().startswith("h") else 1)
+    return int(value) if value.is_integer() else value
 
 
 def _dirs(listed: str) -> tuple[str, ...]:
@@ -247,7 +248,8 @@ def parse_constraints(text: str, path: str) -> Constraints:
             continue
         for name, pattern, convert in _PROSE:
             if name not in sources and (found := pattern.search(line)) is not None:
-                values[name] = convert(found)
+                # A sentence's number obeys the same ranges as its YAML setting.
+                _apply(name, convert(found), path, index + 1, values, prose=True)
                 sources[name] = index + 1
     yaml_sources: dict[str, int] = {}
     documents = [(raw, 2)] if raw is not None else []
@@ -268,15 +270,19 @@ def parse_constraints(text: str, path: str) -> Constraints:
     return Constraints(**values, path=path, prose=body.strip("\n"), sources=sources)
 
 
-def _apply(key: str, value: Any, path: str, line: int, values: dict[str, Any]) -> None:
+def _apply(
+    key: str, value: Any, path: str, line: int, values: dict[str, Any], *, prose: bool = False
+) -> None:
     if key not in MACHINE_KEYS:
         raise ConstraintsError(
             f"unknown setting `{key}` (known: {', '.join(MACHINE_KEYS)})", path, line
         )
+    said = f"this sentence sets `{key}` to {value}, but " if prose else f"`{key}` "
     if key in _INT_SETTINGS:
-        least = 1 if key in ("max_attempts", "max_consecutive_failures") else 0
+        at_least_one = ("max_attempts", "max_consecutive_failures", "max_tasks_per_session")
+        least = 1 if key in at_least_one else 0
         if isinstance(value, bool) or not isinstance(value, int) or value < least:
-            raise ConstraintsError(f"`{key}` must be a whole number, {least} or more", path, line)
+            raise ConstraintsError(f"{said}must be a whole number, {least} or more", path, line)
         values[key] = value
     elif key in _CHOICE_SETTINGS:
         choices = _CHOICE_SETTINGS[key]
@@ -293,8 +299,10 @@ def _apply(key: str, value: Any, path: str, line: int, values: dict[str, Any]) -
         floor = 0.0 if key == "idle_timeout_minutes" else 1e-9
         if isinstance(value, bool) or not isinstance(value, int | float) or value < floor:
             above = "0 or more" if floor == 0 else "above 0"
-            raise ConstraintsError(f"`{key}` must be a number {above}", path, line)
+            raise ConstraintsError(f"{said}must be a number {above}", path, line)
         values[key] = float(value)
+    elif prose:
+        values[key] = value  # a list of directories, already shaped by its sentence
     else:
         name = key.removeprefix("extra_")
         if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):

@@ -102,3 +102,33 @@ def test_non_utf8_constraints_name_the_line(tmp_path: Path) -> None:
     with pytest.raises(UserError) as info:
         load_constraints(tmp_path, None, explicit=False)
     assert info.value.line == 3 and "not valid UTF-8" in info.value.message
+
+
+@pytest.mark.parametrize(
+    ("sentence", "edited", "setting"),
+    [
+        ("Max attempts per task: 3", "Max attempts per task: 0", "max_attempts"),
+        ("Max tasks per session: 5", "Max tasks per session: 0", "max_tasks_per_session"),
+        (
+            "Stop if 2 consecutive failures",
+            "Stop if 0 consecutive failures",
+            "max_consecutive_failures",
+        ),
+        ("Task takes >30 minutes", "Task takes >0 minutes", "task_timeout_minutes"),
+    ],
+)
+def test_a_sentence_whose_number_cannot_work_is_refused_with_its_line(
+    sentence: str, edited: str, setting: str
+) -> None:
+    text = seed_text()
+    line = text[: text.index(sentence)].count("\n") + 1
+    with pytest.raises(ConstraintsError) as raised:
+        parse_constraints(text.replace(sentence, edited), "c.md")
+    assert (raised.value.line, setting in raised.value.message) == (line, True)
+
+
+def test_a_fraction_of_a_minute_in_a_sentence_is_kept() -> None:
+    c = parse_constraints(
+        seed_text().replace("Task takes >30 minutes", "Task takes >0.1 minutes"), "c.md"
+    )
+    assert c.task_timeout_minutes == pytest.approx(0.1)
