@@ -571,7 +571,7 @@ def test_what_a_gate_leaves_in_its_tree_never_reaches_a_later_commit(
 
 
 def test_workspaces_never_go_to_a_shared_directory_someone_else_made(tmp_path) -> None:
-    from gitops_agent.session import private_dir
+    from gitops_agent.session.places import private_dir
 
     # In /dev/shm anyone may create our directory's name first: a link or a file there is
     # refused (the workspaces then go to the cache directory); our own is made private.

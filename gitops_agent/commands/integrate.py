@@ -24,7 +24,8 @@ from gitops_agent.project import Base, load_base
 from gitops_agent.render import render
 from gitops_agent.results import MEMORY_BRANCH
 from gitops_agent.runner import Runner
-from gitops_agent.session import STATE_DIR, new_session_id, work_dir
+from gitops_agent.session import STATE_DIR, new_session_id
+from gitops_agent.session.places import work_dir
 
 PREFIX = "autonomous/"
 INTEGRATION_PREFIX = "autonomous/integration-"

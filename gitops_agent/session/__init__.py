@@ -8,10 +8,7 @@ directories outside the user's repository, confined (`runner`), so nothing they 
 
 from __future__ import annotations
 
-import hashlib
-import os
 import secrets
-import stat
 import time
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -22,9 +19,9 @@ from gitops_agent import __version__
 from gitops_agent.agents import AgentSpec, require_installed, resolve_agent
 from gitops_agent.constraints import Constraints
 from gitops_agent.errors import UserError
-from gitops_agent.files import decode, remove_tree, write_atomic
-from gitops_agent.gate import resolve_gate, run_gate
-from gitops_agent.git import Repo, Workspace
+from gitops_agent.files import decode, write_atomic
+from gitops_agent.gate import Gate, resolve_gate, run_gate
+from gitops_agent.git import Repo
 from gitops_agent.git.remote import DEFAULT_REMOTE, adopt_remote_branch, remote_url
 from gitops_agent.github import PullRequest
 from gitops_agent.memory import record_session
@@ -32,7 +29,7 @@ from gitops_agent.notify import notify, notify_urls, session_notification
 from gitops_agent.plan import Task, set_status
 from gitops_agent.policy.eligibility import verdicts as check
 from gitops_agent.policy.masking import mask
-from gitops_agent.project import base_of, find_root
+from gitops_agent.project import Project, base_of, find_root
 from gitops_agent.rejected import (
     NEEDS_HUMAN,
     STATUS_TRAILER,
@@ -46,11 +43,11 @@ from gitops_agent.review import tasks_awaiting_review
 from gitops_agent.runner import Runner
 from gitops_agent.runstate import RunState, run_lock
 from gitops_agent.session import queue as selection
-from gitops_agent.session.attempt import Context, Places, Verdict, attempt
+from gitops_agent.session.attempt import Context, Verdict, attempt
+from gitops_agent.session.places import Places, remove_leftovers, session_places
 
 BRANCH_PREFIX = "autonomous/"
 STATE_DIR = "gitops-agent"  # under the repository's git directory
-WORK_VARIABLE = "GITOPS_AGENT_WORK_DIR"  # where workspaces live, instead of the cache directory
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,126 +74,88 @@ def run_session(options: RunOptions, listener: Listener | None = None) -> Sessio
         if notes:  # a run was killed: what it held is ours to clear now
             for lock in repo.clear_own_ref_locks():
                 listener.note(f"Removed {lock}, left by the killed run.")
-        for place in work_places(repo):  # workspaces of killed runs: nothing in them is kept
-            if place.is_dir():
-                for leftover in place.iterdir():
-                    remove_tree(leftover)
-        return _Session(repo, state_dir, options, listener).run()
-
-
-SHM = Path("/dev/shm")
-SHM_HEADROOM = 256 << 20  # free memory a session leaves in /dev/shm beyond its two trees
-
-
-def work_places(repo: Repo) -> list[Path]:
-    """Where this repository's workspaces may live, one directory per repository (named by
-    a hash of its path): GITOPS_AGENT_WORK_DIR if set; else memory (/dev/shm), then the user's
-    cache directory."""
-    key = hashlib.sha256(str(repo.common_dir).encode()).hexdigest()[:16]
-    name = f"{repo.root.name[:40]}-{key}"
-    chosen = os.environ.get(WORK_VARIABLE)
-    if chosen:
-        return [Path(chosen).resolve() / name]
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return [
-        SHM / f"gitops-agent-{os.getuid()}" / name,
-        Path(cache).resolve() / "gitops-agent" / "work" / name,
-    ]
-
-
-def work_dir(repo: Repo, tree_bytes: int) -> Path:
-    """The place for a session's workspaces: in memory when /dev/shm is a tmpfs with room for
-    its two copies of the tree (checkouts there take a tenth of the time), else on disk."""
-    places = work_places(repo)
-    if len(places) == 1:
-        return places[0]
-    memory, disk = places
-    try:
-        free = os.statvfs(SHM)
-        room = free.f_bavail * free.f_frsize
-        is_tmpfs = any(
-            line.split()[1:3] == [str(SHM), "tmpfs"]
-            for line in Path("/proc/mounts").read_text().splitlines()
-        )
-    except OSError:  # no /dev/shm, or no /proc
-        return disk
-    roomy = is_tmpfs and os.access(SHM, os.W_OK) and room > 2 * tree_bytes + SHM_HEADROOM
-    return memory if roomy and private_dir(memory.parent) else disk
-
-
-def private_dir(path: Path) -> bool:
-    """Make `path` (in a directory every user can write) ours alone; False if someone else got
-    there first: a directory or link of theirs would let them reach our workspaces."""
-    try:
-        path.mkdir(mode=0o700)
-    except FileExistsError:
-        pass
-    except OSError:
-        return False
-    st = path.lstat()
-    if not stat.S_ISDIR(st.st_mode) or st.st_uid != os.getuid():
-        return False
-    if stat.S_IMODE(st.st_mode) != 0o700:
-        os.chmod(path, 0o700)
-    return True
+        remove_leftovers(repo)
+        return _Session.start(repo, state_dir, options, listener).run()
 
 
 @dataclass
 class _Session:
+    """One session's state; made whole by `start`, then `run` once."""
+
     repo: Repo
     state_dir: Path
     options: RunOptions
     listener: Listener
+    started_at: datetime
+    session: str
+    branch: str
+    project: Project
+    base: str
+    base_commit: str
+    constraints: Constraints
+    runner: Runner
+    agent: AgentSpec | None
+    gate: Gate | None
+    run_state: RunState
+    tip: str  # the session branch's tip (the base until a first commit)
+    branch_made: bool = False
+    marked: dict[str, str] | None = None  # task -> branch marking it NEEDS_HUMAN
+    stopped: str | None = None  # why the session ended early
+    gate_failed_on_base: bool = False
     results: list[TaskResult] = field(default_factory=list)
     _attempt_numbers: tuple[int, int] = (0, 0)
 
-    def run(self) -> SessionResult:
+    @classmethod
+    def start(
+        cls, repo: Repo, state_dir: Path, options: RunOptions, listener: Listener
+    ) -> _Session:
+        """Read the plan and constraints on the base; refuse (UserError) before writing
+        anything when they cannot be run, the confinement they require included."""
         started_at = datetime.now(UTC)
-        self.session = new_session_id(started_at)
-        self.branch = f"{BRANCH_PREFIX}{self.session}"
-        chosen = base_of(self.repo, self.options.plan, self.options.constraints)
-        project, base, base_commit = chosen.project, chosen.branch, chosen.commit
-        self.runner = Runner.create(project.constraints)  # refuses before anything is written
+        session = new_session_id(started_at)
+        chosen = base_of(repo, options.plan, options.constraints)
+        project = chosen.project
+        runner = Runner.create(project.constraints)
         # A fresh clone (every scheduled run) continues the remote's memory branch.
-        has_remote = remote_url(self.repo, DEFAULT_REMOTE) is not None
-        if (
-            has_remote
-            and adopt_remote_branch(self.repo, DEFAULT_REMOTE, MEMORY_BRANCH) == "diverged"
-        ):
-            self.listener.note(
+        has_remote = remote_url(repo, DEFAULT_REMOTE) is not None
+        if has_remote and adopt_remote_branch(repo, DEFAULT_REMOTE, MEMORY_BRANCH) == "diverged":
+            listener.note(
                 f"{MEMORY_BRANCH} and {DEFAULT_REMOTE}/{MEMORY_BRANCH} have diverged; "
                 "this session appends to the local one."
             )
         for note in project.notes:
-            self.listener.note(note)
-        self.project, self.base, self.base_commit = project, base, base_commit
-        self.constraints: Constraints = project.constraints
-        agent_word = self.options.agent_command or project.plan.settings.agent
-        self.agent: AgentSpec | None = resolve_agent(agent_word) if agent_word else None
-        self.gate = resolve_gate(self.repo, base_commit, project.plan.settings)
-        self.tip = base_commit
-        self.branch_made = False
-        self.marked: dict[str, str] | None = None  # task -> branch marking it NEEDS_HUMAN
-        self.stopped: str | None = None
-        self.gate_failed_on_base = False
-        self.run_state = RunState(self.state_dir, self.session)
-        root = work_dir(self.repo, self.repo.tree_bytes(base_commit)) / self.session
+            listener.note(note)
+        agent_word = options.agent_command or project.plan.settings.agent
+        return cls(
+            repo=repo,
+            state_dir=state_dir,
+            options=options,
+            listener=listener,
+            started_at=started_at,
+            session=session,
+            branch=f"{BRANCH_PREFIX}{session}",
+            project=project,
+            base=chosen.branch,
+            base_commit=chosen.commit,
+            constraints=project.constraints,
+            runner=runner,
+            agent=resolve_agent(agent_word) if agent_word else None,
+            gate=resolve_gate(repo, chosen.commit, project.plan.settings),
+            run_state=RunState(state_dir, session),
+            tip=chosen.commit,
+        )
+
+    def run(self) -> SessionResult:
         try:
             queue = self._queue()
             if queue:
                 self.run_state.update(phase="checkout")
-                root.mkdir(parents=True)
-                self.places = Places(
-                    agent=Workspace(self.repo, root / "tree"),
-                    gate=Workspace(self.repo, root / "gate"),
-                    scratch=root / "scratch",
-                )
-                self._run_queue(queue)
+                with session_places(self.repo, self.base_commit, self.session) as places:
+                    self._run_queue(queue, places)
         finally:
-            remove_tree(root)
             self.run_state.clear()
-        result = self._finish(started_at)
-        settings = project.plan.settings
+        result = self._finish(self.started_at)
+        settings = self.project.plan.settings
         record_session(self.repo, result, timezone=settings.timezone)
         message = session_notification(result)  # None unless something changed
         if message is not None:
@@ -294,15 +253,15 @@ class _Session:
 
     # -- running them ------------------------------------------------------------------------
 
-    def _run_queue(self, queue: list[Task]) -> None:
+    def _run_queue(self, queue: list[Task], places: Places) -> None:
         assert self.gate is not None
         self.run_state.update(phase="baseline gate")
-        self.places.gate.reset(self.base_commit)
+        places.gate.reset(self.base_commit)
         baseline = run_gate(
-            self.gate, self.places.gate.path, self._task_timeout(), self.runner, self.places.scratch
+            self.gate, places.gate.path, self._task_timeout(), self.runner, places.scratch
         )
         if self.runner.gate_leaves_no_trace:
-            self.places.gate.untouched()
+            places.gate.untouched()
         if not baseline.passed:
             self.gate_failed_on_base = True
             self.stopped = (
@@ -334,7 +293,7 @@ class _Session:
                     "minutes was reached.",
                 )
                 return
-            result = self._run_task(task)
+            result = self._run_task(task, places)
             if result.outcome is Outcome.SKIPPED:  # usage limit: the session stops here
                 continue
             run_count += 1
@@ -353,11 +312,11 @@ class _Session:
     def _task_timeout(self) -> float:
         return self.constraints.task_timeout_minutes * 60.0
 
-    def _run_task(self, task: Task) -> TaskResult:
+    def _run_task(self, task: Task, places: Places) -> TaskResult:
         assert self.gate is not None
         ctx = Context(
             repo=self.repo,
-            places=self.places,
+            places=places,
             runner=self.runner,
             constraints=self.constraints,
             gate=self.gate,

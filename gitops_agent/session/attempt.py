@@ -10,18 +10,18 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 from gitops_agent.agents import AgentResult, AgentSpec, RateLimit, run_agent, run_shell
 from gitops_agent.change import Refusal
 from gitops_agent.constraints import Constraints
 from gitops_agent.files import decode
 from gitops_agent.gate import Gate, run_gate
-from gitops_agent.git import Repo, Workspace
+from gitops_agent.git import Repo
 from gitops_agent.plan import Task, set_status
 from gitops_agent.policy.inspect import inspect_change, show
 from gitops_agent.policy.masking import mask
 from gitops_agent.runner import Runner
+from gitops_agent.session.places import Places
 
 
 class Verdict(enum.Enum):
@@ -40,15 +40,6 @@ class AttemptResult:
     tree: str | None = None  # the tree to commit, when it passed
     changed: tuple[str, ...] = ()  # paths the change touched, when it passed
     rate_limit: RateLimit | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Places:
-    """The session's directories, outside the user's repository."""
-
-    agent: Workspace  # where the agent works
-    gate: Workspace  # where the gate runs, on exactly the tree to commit
-    scratch: Path  # the running command's private HOME and TMPDIR, emptied for each
 
 
 @dataclass(frozen=True, slots=True)
