@@ -15,6 +15,7 @@ import filelock
 
 from gitops_agent.errors import UserError
 from gitops_agent.files import write_atomic
+from gitops_agent.sandbox.process import process_alive
 
 RUN_FILE = "run.json"
 LOCK_FILE = "run.lock"
@@ -25,13 +26,7 @@ def now_iso() -> str:
 
 
 def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return process_alive(pid)
 
 
 def read_run_state(state_dir: Path) -> dict[str, Any] | None:

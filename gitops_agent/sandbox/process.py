@@ -377,7 +377,8 @@ def _own_children() -> list[int]:
     return found
 
 
-def _alive(pid: int, group: bool) -> bool:
+def process_alive(pid: int, *, group: bool = False) -> bool:
+    """Whether the process (or process group) `pid` exists; one we may not signal counts."""
     try:
         if group:
             os.killpg(pid, 0)
@@ -396,11 +397,11 @@ def _survivors(root: int, children_before: frozenset[int]) -> list[int]:
     Zombies do not count: they are dead (and we reap the ones adopted by us).
     """
     adopted = set(_own_children()) - children_before - {root}
-    if not adopted and not _alive(root, group=True) and not _alive(root, group=False):
+    if not adopted and not process_alive(root, group=True) and not process_alive(root):
         return []  # the usual end: nothing of it left, and no full scan of /proc needed
     table = _process_table()
     if table is None:  # no procfs (macOS): fall back to asking about the group only
-        return [root] if _alive(root, group=True) else []
+        return [root] if process_alive(root, group=True) else []
     me = os.getpid()
     tops = {root} | {
         pid for pid, (parent, _, _) in table.items() if parent == me and pid not in children_before
