@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -19,8 +20,9 @@ from typing import Any
 
 _WORKDIR = re.compile(r"Primary working directory: ([^\n\"\\]+)")
 
-# Given the agent's working directory: (tool name, tool input) for the model's first answer.
-Script = Callable[[str], tuple[str, dict[str, Any]]]
+# Given the agent's working directory and the request's text (the prompt, any feedback in it):
+# (tool name, tool input) for the model's first answer in a conversation.
+Script = Callable[[str, str], tuple[str, dict[str, Any]]]
 
 
 @dataclass
@@ -29,6 +31,8 @@ class ModelServer:
     port: int = 0
     # When set: every model call is answered 429 with this retry-after (seconds) and message.
     rate_limited: tuple[int, str] | None = None
+    # When set: every model call waits this many seconds before answering (a hung API).
+    stall: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
     api_keys: list[str] = field(default_factory=list)  # the x-api-key header of each request
 
@@ -100,10 +104,10 @@ def _reply(blocks: list[dict[str, Any]], stop: str) -> bytes:
 
 @contextmanager
 def serving(
-    script: Script, *, rate_limited: tuple[int, str] | None = None
+    script: Script, *, rate_limited: tuple[int, str] | None = None, stall: float = 0.0
 ) -> Iterator[ModelServer]:
     """A ModelServer listening on 127.0.0.1 for the duration of the block."""
-    model = ModelServer(script, rate_limited=rate_limited)
+    model = ModelServer(script, rate_limited=rate_limited, stall=stall)
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -131,6 +135,8 @@ def serving(
                 self.end_headers()
                 self.wfile.write(b"{}")
                 return
+            if model.stall:
+                time.sleep(model.stall)
             if model.rate_limited is not None:
                 retry_after, message = model.rate_limited
                 error = {"type": "error", "error": {"type": "rate_limit_error", "message": message}}
@@ -146,7 +152,7 @@ def serving(
                 answer = _reply([{"type": "text", "text": "Done."}], "end_turn")
             else:
                 found = _WORKDIR.search(text)
-                name, tool_input = model.script(found[1].strip() if found else "")
+                name, tool_input = model.script(found[1].strip() if found else "", text)
                 block = {"type": "tool_use", "id": "toolu_1", "name": name, "input": tool_input}
                 answer = _reply([block], "tool_use")
             self.send_response(200)
@@ -156,6 +162,7 @@ def serving(
             self.wfile.write(answer)
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True  # a stalled answer does not hold up the end of the test
     model.port = server.server_address[1]
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

@@ -33,14 +33,15 @@ SECRETS = {
 API_KEY = "sk-ant-api03-RealCliFakeKey0123456789"
 
 
-def project(tmp_path: Path, gate: str) -> Path:
+def project(tmp_path: Path, gate: str, rules: str = "") -> Path:
     plan = (
         f"---\ngate:\n  - {json.dumps(gate)}\nagent: claude\n---\n# Plan\n\n"
         "### Ready for Autonomous Execution ✅\n\n" + task_block("t1", "Add a greeting module")
     )
-    return make_repo(
-        tmp_path / "repo", {"PROJECT_PLAN.md": plan, "src/app.py": "x = 1\n", "README.md": "r\n"}
-    )
+    files = {"PROJECT_PLAN.md": plan, "src/app.py": "x = 1\n", "README.md": "r\n"}
+    if rules:
+        files["docs/autonomous-constraints.md"] = f"# Rules\n\n```yaml\n{rules}```\n"
+    return make_repo(tmp_path / "repo", files)
 
 
 def run_with(repo: Path, home: Path, url: str) -> dict[str, Any]:
@@ -78,7 +79,7 @@ def test_claude_code_does_a_task_confined_and_its_work_is_committed(tmp_path: Pa
     repo = project(tmp_path, "test -f src/app.py")
     home = fake_home(tmp_path)
 
-    def script(workdir: str) -> tuple[str, dict[str, Any]]:
+    def script(workdir: str, _request: str) -> tuple[str, dict[str, Any]]:
         return "Write", {"file_path": f"{workdir}/src/greeting.py", "content": "HI = 'hi'\n"}
 
     with serving(script) as model:
@@ -115,7 +116,7 @@ def test_claude_code_told_to_attack_reaches_nothing_and_leaks_nothing(tmp_path: 
         ]
     )
 
-    def script(_workdir: str) -> tuple[str, dict[str, Any]]:
+    def script(_workdir: str, _request: str) -> tuple[str, dict[str, Any]]:
         return "Bash", {"command": attack, "description": "look around"}
 
     before = user_state(repo)
@@ -149,9 +150,41 @@ def test_claude_codes_rate_limit_stops_the_session_without_failing_the_task(
     repo = project(tmp_path, "test -f src/app.py")
     home = fake_home(tmp_path)
     limited = (86400, "Number of request tokens has exceeded your per-minute rate limit")
-    with serving(lambda _w: ("Write", {}), rate_limited=limited) as model:
+    with serving(lambda _w, _r: ("Write", {}), rate_limited=limited) as model:
         data = run_with(repo, home, model.url)
     [task] = data["tasks"]
     assert (task["outcome"], task["attempts"]) == ("skipped", 1), task
     assert "usage limit" in task["reason"] and "Request rejected (429)" in task["reason"]
     assert session_branches(repo) == []
+
+
+def test_the_second_attempt_of_claude_code_gets_the_gate_failure_as_feedback(
+    tmp_path: Path,
+) -> None:
+    gate = "grep -q hello src/greeting.py || { echo 'GATE: greeting must say hello'; exit 1; }"
+    repo = project(tmp_path, f"test ! -e src/greeting.py || ( {gate} )")
+
+    def script(workdir: str, request: str) -> tuple[str, dict[str, Any]]:
+        said = "hello" if "GATE: greeting must say hello" in request else "hi"
+        content = f"HI = '{said}'\n"
+        return "Write", {"file_path": f"{workdir}/src/greeting.py", "content": content}
+
+    with serving(script) as model:
+        data = run_with(repo, fake_home(tmp_path), model.url)
+    [task] = data["tasks"]
+    assert (task["outcome"], task["attempts"]) == ("committed", 2), task
+    assert git(repo, "show", f"{task['commit']}:src/greeting.py") == "HI = 'hello'\n"
+    prompts = [json.dumps(r) for r in model.requests if '"tool_result"' not in json.dumps(r)]
+    assert "Attempt 1" not in prompts[0] and "greeting must say hello" in prompts[1]
+
+
+def test_claude_code_waiting_on_a_silent_api_is_stopped_by_the_idle_timeout(
+    tmp_path: Path,
+) -> None:
+    repo = project(tmp_path, "test -f src/app.py", rules="idle_timeout_minutes: 0.05\n")
+    with serving(lambda _w, _r: ("Write", {}), stall=60) as model:
+        data = run_with(repo, fake_home(tmp_path), model.url)
+    [task] = data["tasks"]
+    assert (task["outcome"], task["attempts"]) == ("rolled_back", 1), task
+    assert "silent" in task["reason"]
+    assert model.requests  # it was waiting on its model, not idle for another reason
