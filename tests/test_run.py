@@ -551,6 +551,11 @@ def test_best_effort_runs_unconfined_where_nothing_works_and_says_so(tmp_path, c
     assert "Confinement: none available on this machine" in body
     memory = git(repo, "log", "-p", "autonomous/memory")
     assert "UNCONFINED" in memory
+    html = tmp_path / "report.html"
+    report = cli("report", "--html", str(html), cwd=repo)
+    assert report.returncode == 0, report.stderr
+    assert "Unconfined: none available on this machine" in report.stdout
+    assert "Unconfined: none available on this machine" in html.read_text()
 
 
 @pytest.mark.parametrize("mechanisms", ["bwrap,landlock", "landlock"])
