@@ -61,6 +61,8 @@ class AgentSpec:
     retry_patterns: tuple[str, ...] = ()
     # Variables of the tool's environment the agent is given: how it reaches its model's API.
     env: tuple[str, ...] = ()
+    # What the CLI leaves in its checkout that is never part of a change (gitignore patterns).
+    leaves: tuple[str, ...] = ()
 
 
 # Said, in one wording or another, by every API behind these CLIs.
@@ -162,7 +164,9 @@ PRESETS: dict[str, AgentSpec] = {
     # answer yes to the analytics opt-in; `--no-check-update --no-show-release-notes
     # --no-detect-urls` keep it from going online for anything but the task; `--no-stream
     # --no-pretty` give a plain log. Its history files go next to the prompt file, outside the
-    # checkout. It still writes `.aider.tags.cache.v*/` into the checkout root (repo map).
+    # checkout. It still writes `.aider.tags.cache.v*/` (its repo map's cache, a binary
+    # database) into the checkout root: seen with aider 0.86.2, which made every task break
+    # the rules until that was left out of the change (`leaves`).
     "aider": AgentSpec(
         name="aider",
         command=(
@@ -176,6 +180,7 @@ PRESETS: dict[str, AgentSpec] = {
         rate_limit_patterns=_AIDER_LIMITS + _COMMON_LIMITS,
         retry_patterns=_AIDER_RETRY,
         env=_AIDER_ENV,
+        leaves=(".aider*",),
     ),
     # Gemini CLI: with stdin not a terminal it runs headless and takes stdin as the prompt
     # (packages/cli/src/gemini.tsx; geminicli.com/docs/cli/headless). `--yolo` approves every
@@ -220,6 +225,7 @@ def resolve_agent(spec: str) -> AgentSpec:
         rate_limit_patterns=preset.rate_limit_patterns,
         retry_patterns=preset.retry_patterns,
         env=preset.env,
+        leaves=preset.leaves,
     )
 
 

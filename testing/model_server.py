@@ -171,3 +171,75 @@ def serving(
     finally:
         server.shutdown()
         server.server_close()
+
+
+# Given the request's text: the assistant's whole answer (aider's edit formats are plain text).
+ChatScript = Callable[[str], str]
+
+
+@dataclass
+class ChatServer:
+    """OpenAI Chat Completions (not streamed), as aider's litellm calls it."""
+
+    script: ChatScript
+    port: int = 0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    api_keys: list[str] = field(default_factory=list)  # the bearer token of each request
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def seen(self) -> str:
+        return "\n".join(json.dumps(r) for r in self.requests)
+
+
+@contextmanager
+def serving_chat(script: ChatScript) -> Iterator[ChatServer]:
+    """A ChatServer listening on 127.0.0.1 for the duration of the block."""
+    model = ChatServer(script)
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            return
+
+        def do_GET(self) -> None:
+            self.send_response(404)
+            self.end_headers()
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length", 0))
+            body = json.loads(self.rfile.read(length) or b"{}")
+            model.requests.append(body)
+            model.api_keys.append(self.headers.get("authorization", "").removeprefix("Bearer "))
+            answer = {
+                "id": "chatcmpl-scripted",
+                "object": "chat.completion",
+                "created": 0,
+                "model": body.get("model", "scripted"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": model.script(json.dumps(body))},
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+            }
+            payload = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    model.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield model
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -20,10 +20,10 @@ import pytest
 
 from conftest import CLI, git, make_repo
 from test_run import session_branches, task_block, user_state
-from testing.model_server import serving
+from testing.model_server import serving, serving_chat
 
 CLAUDE = shutil.which("claude")
-pytestmark = pytest.mark.skipif(CLAUDE is None, reason="Claude Code is not installed")
+needs_claude = pytest.mark.skipif(CLAUDE is None, reason="Claude Code is not installed")
 
 SECRETS = {
     "GITHUB_TOKEN": "ghp_RealCliFakeToken0123456789abcdef",
@@ -33,9 +33,9 @@ SECRETS = {
 API_KEY = "sk-ant-api03-RealCliFakeKey0123456789"
 
 
-def project(tmp_path: Path, gate: str, rules: str = "") -> Path:
+def project(tmp_path: Path, gate: str, rules: str = "", agent: str = "claude") -> Path:
     plan = (
-        f"---\ngate:\n  - {json.dumps(gate)}\nagent: claude\n---\n# Plan\n\n"
+        f"---\ngate:\n  - {json.dumps(gate)}\nagent: {json.dumps(agent)}\n---\n# Plan\n\n"
         "### Ready for Autonomous Execution ✅\n\n" + task_block("t1", "Add a greeting module")
     )
     files = {"PROJECT_PLAN.md": plan, "src/app.py": "x = 1\n", "README.md": "r\n"}
@@ -44,14 +44,12 @@ def project(tmp_path: Path, gate: str, rules: str = "") -> Path:
     return make_repo(tmp_path / "repo", files)
 
 
-def run_with(repo: Path, home: Path, url: str) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        **SECRETS,
-        "HOME": str(home),
-        "ANTHROPIC_BASE_URL": url,
-        "ANTHROPIC_API_KEY": API_KEY,
-    }
+def run_with(
+    repo: Path, home: Path, url: str | None, extra_env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    env = {**os.environ, **SECRETS, "HOME": str(home), **(extra_env or {})}
+    if url is not None:
+        env |= {"ANTHROPIC_BASE_URL": url, "ANTHROPIC_API_KEY": API_KEY}
     env.pop("XDG_CACHE_HOME", None)
     result = subprocess.run(
         [*CLI, "run", "--json"],
@@ -75,6 +73,7 @@ def fake_home(tmp_path: Path) -> Path:
     return home
 
 
+@needs_claude
 def test_claude_code_does_a_task_confined_and_its_work_is_committed(tmp_path: Path) -> None:
     repo = project(tmp_path, "test -f src/app.py")
     home = fake_home(tmp_path)
@@ -95,6 +94,7 @@ def test_claude_code_does_a_task_confined_and_its_work_is_committed(tmp_path: Pa
     assert set(model.api_keys) == {API_KEY}
 
 
+@needs_claude
 def test_claude_code_told_to_attack_reaches_nothing_and_leaks_nothing(tmp_path: Path) -> None:
     repo = project(tmp_path, "test -f src/app.py")
     home = fake_home(tmp_path)
@@ -142,6 +142,7 @@ def test_claude_code_told_to_attack_reaches_nothing_and_leaks_nothing(tmp_path: 
     assert left.stdout.split() == []  # its daemon died with it
 
 
+@needs_claude
 def test_claude_codes_rate_limit_stops_the_session_without_failing_the_task(
     tmp_path: Path,
 ) -> None:
@@ -158,6 +159,7 @@ def test_claude_codes_rate_limit_stops_the_session_without_failing_the_task(
     assert session_branches(repo) == []
 
 
+@needs_claude
 def test_the_second_attempt_of_claude_code_gets_the_gate_failure_as_feedback(
     tmp_path: Path,
 ) -> None:
@@ -178,6 +180,7 @@ def test_the_second_attempt_of_claude_code_gets_the_gate_failure_as_feedback(
     assert "Attempt 1" not in prompts[0] and "greeting must say hello" in prompts[1]
 
 
+@needs_claude
 def test_claude_code_waiting_on_a_silent_api_is_stopped_by_the_idle_timeout(
     tmp_path: Path,
 ) -> None:
@@ -188,3 +191,28 @@ def test_claude_code_waiting_on_a_silent_api_is_stopped_by_the_idle_timeout(
     assert (task["outcome"], task["attempts"]) == ("rolled_back", 1), task
     assert "silent" in task["reason"]
     assert model.requests  # it was waiting on its model, not idle for another reason
+
+
+AIDER = shutil.which("aider")
+
+
+@pytest.mark.skipif(AIDER is None, reason="aider is not installed")
+def test_aider_does_a_task_confined_and_only_its_edit_is_committed(tmp_path: Path) -> None:
+    def answer(_request: str) -> str:
+        return "src/greeting.py\n```python\nHI = 'hi'\n```\n"
+
+    with serving_chat(answer) as model:
+        agent = f"aider --model openai/scripted --edit-format whole --openai-api-base {model.url}"
+        repo = project(tmp_path, "test -f src/app.py", agent=agent)
+        env = {"OPENAI_API_KEY": API_KEY}
+        data = run_with(repo, fake_home(tmp_path), None, extra_env=env)
+    [task] = data["tasks"]
+    assert (task["outcome"], task["attempts"]) == ("committed", 1), task
+    files = git(repo, "show", "--name-only", "--format=", task["commit"]).split()
+    # Its repo map's cache (.aider.tags.cache.v4/) stays out of the change.
+    assert sorted(files) == ["PROJECT_PLAN.md", "src/greeting.py"]
+    assert git(repo, "show", f"{task['commit']}:src/greeting.py") == "HI = 'hi'\n"
+    assert "Add a greeting module" in model.seen()
+    assert set(model.api_keys) == {API_KEY}
+    for value in SECRETS.values():
+        assert value not in model.seen()

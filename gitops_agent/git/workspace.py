@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import re
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -94,7 +94,9 @@ def _refusal(name: str) -> str | None:
 class Workspace:
     """A work tree of the user's repository, outside it, reset to any commit's tree on demand."""
 
-    def __init__(self, repo: Repo, path: Path) -> None:
+    def __init__(self, repo: Repo, path: Path, *, ignored: Sequence[str] = ()) -> None:
+        """`ignored`: gitignore patterns of files never part of a change here, besides the
+        tree's own .gitignore files (what an agent's CLI leaves behind, e.g. aider's cache)."""
         self._user = repo
         self.path = path
         self._stamp_file = path.parent / f".{path.name}.stamp"
@@ -114,6 +116,10 @@ class Workspace:
         private = path.parent / f".{path.name}.git"
         if not private.exists():
             pygit2.init_repository(str(private), bare=True)
+        if ignored:
+            exclude = private / "info" / "exclude"
+            exclude.parent.mkdir(exist_ok=True)
+            exclude.write_text("".join(f"{pattern}\n" for pattern in ignored))
         self._ignores = pygit2.Repository(str(private))
         self._ignores.workdir = str(path)
 

@@ -150,7 +150,10 @@ class _Session:
             queue = self._queue()
             if queue:
                 self.run_state.update(phase="checkout")
-                with session_places(self.repo, self.base_commit, self.session) as places:
+                leaves = self.agent.leaves if self.agent is not None else ()
+                with session_places(
+                    self.repo, self.base_commit, self.session, agent_leaves=leaves
+                ) as places:
                     self._run_queue(queue, places)
         finally:
             self.run_state.clear()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,13 +30,18 @@ class Places:
 
 
 @contextmanager
-def session_places(repo: Repo, base_commit: str, session: str) -> Iterator[Places]:
-    """The session's places, removed when it ends (or by the next run, if it is killed)."""
+def session_places(
+    repo: Repo, base_commit: str, session: str, *, agent_leaves: Sequence[str] = ()
+) -> Iterator[Places]:
+    """The session's places, removed when it ends (or by the next run, if it is killed).
+
+    `agent_leaves`: patterns of what the agent's CLI leaves in its checkout, never committed.
+    """
     root = work_dir(repo, repo.tree_bytes(base_commit)) / session
     root.mkdir(parents=True)
     try:
         yield Places(
-            agent=Workspace(repo, root / "tree"),
+            agent=Workspace(repo, root / "tree", ignored=agent_leaves),
             gate=Workspace(repo, root / "gate"),
             scratch=root / "scratch",
         )
