@@ -63,6 +63,8 @@ class AgentSpec:
     env: tuple[str, ...] = ()
     # What the CLI leaves in its checkout that is never part of a change (gitignore patterns).
     leaves: tuple[str, ...] = ()
+    # Files the CLI needs in its (private, empty) HOME: (path under HOME, content).
+    home_files: tuple[tuple[str, str], ...] = ()
 
 
 # Said, in one wording or another, by every API behind these CLIs.
@@ -132,6 +134,8 @@ _GEMINI_ENV = (
 # aider reaches every provider through litellm, and reads its own AIDER_* settings.
 _AIDER_ENV = (*_CLAUDE_ENV, *_CODEX_ENV, *_GEMINI_ENV, "OPENROUTER_API_KEY", "DEEPSEEK_API_KEY")
 
+_GEMINI_SETTINGS = '{"security": {"auth": {"selectedType": "gemini-api-key"}}}\n'
+
 PRESETS: dict[str, AgentSpec] = {
     # Claude Code print mode: `-p` reads the prompt from stdin, works, prints and exits
     # (docs.anthropic.com/en/docs/claude-code/cli-reference). `--permission-mode acceptEdits`
@@ -188,11 +192,19 @@ PRESETS: dict[str, AgentSpec] = {
     # extra args must not add it. With folder trust enabled, an untrusted folder silently drops
     # back to asking (packages/cli/src/config/config.ts); GEMINI_CLI_TRUST_WORKSPACE=true trusts
     # our checkout for this run only (packages/core/src/utils/trust.ts; ignored by older releases).
+    # In an empty HOME, Gemini CLI 0.61 refuses to start ("Invalid auth method selected.") even
+    # with GEMINI_API_KEY set: its settings must select API-key authentication.
     "gemini": AgentSpec(
         name="gemini",
         command="GEMINI_CLI_TRUST_WORKSPACE=true gemini --yolo",
         rate_limit_patterns=_GEMINI_LIMITS + _COMMON_LIMITS,
         env=_GEMINI_ENV,
+        home_files=(
+            (
+                ".gemini/settings.json",
+                '{"security": {"auth": {"selectedType": "gemini-api-key"}}}\n',
+            ),
+        ),
     ),
 }
 _ALIASES = {"claude-code": "claude"}
@@ -226,6 +238,7 @@ def resolve_agent(spec: str) -> AgentSpec:
         retry_patterns=preset.retry_patterns,
         env=preset.env,
         leaves=preset.leaves,
+        home_files=preset.home_files,
     )
 
 
@@ -256,6 +269,7 @@ def run_agent(
         extra_env={TASK_ID_VARIABLE: task_id, PROMPT_FILE_VARIABLE: str(prompt_file)},
         network=True,
         files={prompt_file.name: prompt.encode("utf-8")},
+        home_files=dict(agent.home_files),
         stdin_text=prompt,
         timeout=timeout,
         idle_timeout=idle_timeout,

@@ -63,6 +63,7 @@ class Runner:
         extra_env: Mapping[str, str],
         network: bool,
         files: Mapping[str, bytes] | None = None,
+        home_files: Mapping[str, str] | None = None,
         stdin_text: str = "",
         timeout: float,
         idle_timeout: float | None,
@@ -70,11 +71,16 @@ class Runner:
     ) -> ProcessResult:
         """An agent (network on) or a `Run:` codemod (off), in `workdir`, HOME in `scratch`.
 
-        `files` (name -> bytes) are written into `scratch` for the command (its prompt file).
+        `files` (name -> bytes) are written into `scratch` for the command (its prompt file),
+        `home_files` (path -> text) into its HOME (what its CLI needs to start there).
         """
         home, tmp = fresh_scratch(scratch)
         for name, data in (files or {}).items():
             (scratch / name).write_bytes(data)
+        for rel, text in (home_files or {}).items():
+            target = home / rel
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text, encoding="utf-8")
         extra = dict(extra_env)
         if self.sandbox.confined:
             extra[SANDBOX_VARIABLE] = "1"

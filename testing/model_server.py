@@ -243,3 +243,90 @@ def serving_chat(script: ChatScript) -> Iterator[ChatServer]:
     finally:
         server.shutdown()
         server.server_close()
+
+
+# Given the agent's working directory and the request's text: (function name, arguments).
+GeminiScript = Callable[[str, str], tuple[str, dict[str, Any]]]
+_GEMINI_WORKDIR = re.compile(r"Workspace Directories:\*\*\s*\n\s*- (\S+)")
+
+
+@dataclass
+class GeminiServer:
+    """The Gemini API as Gemini CLI calls it: a routing call (generateContent), then the
+    conversation (streamGenerateContent, SSE): one function call, then a final text."""
+
+    script: GeminiScript
+    port: int = 0
+    requests: list[dict[str, Any]] = field(default_factory=list)
+    api_keys: list[str] = field(default_factory=list)  # the x-goog-api-key header of each
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def seen(self) -> str:
+        return "\n".join(json.dumps(r) for r in self.requests)
+
+
+@contextmanager
+def serving_gemini(script: GeminiScript) -> Iterator[GeminiServer]:
+    """A GeminiServer listening on 127.0.0.1 for the duration of the block."""
+    model = GeminiServer(script)
+
+    def candidate(parts: list[dict[str, Any]]) -> dict[str, Any]:
+        return {
+            "candidates": [
+                {"content": {"role": "model", "parts": parts}, "finishReason": "STOP", "index": 0}
+            ],
+            "usageMetadata": {
+                "promptTokenCount": 10,
+                "candidatesTokenCount": 5,
+                "totalTokenCount": 15,
+            },
+        }
+
+    class Handler(BaseHTTPRequestHandler):
+        def log_message(self, format: str, *args: Any) -> None:  # quiet
+            return
+
+        def do_GET(self) -> None:
+            self.send_response(404)
+            self.end_headers()
+
+        def do_POST(self) -> None:
+            length = int(self.headers.get("content-length", 0))
+            body = json.loads(self.rfile.read(length) or b"{}")
+            model.requests.append(body)
+            model.api_keys.append(self.headers.get("x-goog-api-key", ""))
+            if ":generateContent" in self.path:  # the CLI's routing of the request
+                route = {"complexity_reasoning": "a simple edit", "complexity_score": 10}
+                payload = json.dumps(candidate([{"text": json.dumps(route)}])).encode()
+                self.send_response(200)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
+            parts = [p for c in body.get("contents", []) for p in c.get("parts", [])]
+            if any("functionResponse" in part for part in parts):
+                answer = [{"text": "Done."}]
+            else:
+                text = "\n".join(str(p.get("text", "")) for p in parts)
+                found = _GEMINI_WORKDIR.search(text)
+                name, args = model.script(found[1] if found else "", json.dumps(body))
+                answer = [{"functionCall": {"name": name, "args": args}}]
+            self.send_response(200)
+            self.send_header("content-type", "text/event-stream")
+            self.end_headers()
+            self.wfile.write(f"data: {json.dumps(candidate(answer))}\r\n\r\n".encode())
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    server.daemon_threads = True
+    model.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield model
+    finally:
+        server.shutdown()
+        server.server_close()

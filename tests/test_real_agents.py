@@ -20,7 +20,7 @@ import pytest
 
 from conftest import CLI, git, make_repo
 from test_run import session_branches, task_block, user_state
-from testing.model_server import serving, serving_chat
+from testing.model_server import serving, serving_chat, serving_gemini
 
 CLAUDE = shutil.which("claude")
 needs_claude = pytest.mark.skipif(CLAUDE is None, reason="Claude Code is not installed")
@@ -211,6 +211,27 @@ def test_aider_does_a_task_confined_and_only_its_edit_is_committed(tmp_path: Pat
     files = git(repo, "show", "--name-only", "--format=", task["commit"]).split()
     # Its repo map's cache (.aider.tags.cache.v4/) stays out of the change.
     assert sorted(files) == ["PROJECT_PLAN.md", "src/greeting.py"]
+    assert git(repo, "show", f"{task['commit']}:src/greeting.py") == "HI = 'hi'\n"
+    assert "Add a greeting module" in model.seen()
+    assert set(model.api_keys) == {API_KEY}
+    for value in SECRETS.values():
+        assert value not in model.seen()
+
+
+GEMINI = shutil.which("gemini")
+
+
+@pytest.mark.skipif(GEMINI is None, reason="Gemini CLI is not installed")
+def test_gemini_cli_does_a_task_confined_and_its_work_is_committed(tmp_path: Path) -> None:
+    def script(workdir: str, _request: str) -> tuple[str, dict[str, Any]]:
+        return "write_file", {"file_path": f"{workdir}/src/greeting.py", "content": "HI = 'hi'\n"}
+
+    with serving_gemini(script) as model:
+        repo = project(tmp_path, "test -f src/app.py", agent="gemini")
+        env = {"GOOGLE_GEMINI_BASE_URL": model.url, "GEMINI_API_KEY": API_KEY}
+        data = run_with(repo, fake_home(tmp_path), None, extra_env=env)
+    [task] = data["tasks"]
+    assert (task["outcome"], task["attempts"]) == ("committed", 1), task
     assert git(repo, "show", f"{task['commit']}:src/greeting.py") == "HI = 'hi'\n"
     assert "Add a greeting module" in model.seen()
     assert set(model.api_keys) == {API_KEY}
