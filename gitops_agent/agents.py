@@ -10,7 +10,8 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
-from collections.abc import Callable, Sequence
+import subprocess
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -65,6 +66,9 @@ class AgentSpec:
     leaves: tuple[str, ...] = ()
     # Files the CLI needs in its (private, empty) HOME: (path under HOME, content).
     home_files: tuple[tuple[str, str], ...] = ()
+    # The CLI's version this preset was proven with, end to end (tests/test_real_agents.py);
+    # None where only a stand-in has been run.
+    proven_version: str | None = None
 
 
 # Said, in one wording or another, by every API behind these CLIs.
@@ -149,6 +153,7 @@ PRESETS: dict[str, AgentSpec] = {
         command="claude -p --output-format text --dangerously-skip-permissions",
         rate_limit_patterns=_CLAUDE_LIMITS + _COMMON_LIMITS,
         env=_CLAUDE_ENV,
+        proven_version="2.1.332",
     ),
     # Codex CLI: `codex exec` is the non-interactive mode, `-` reads the prompt from stdin, and
     # exec never asks for approval. `--sandbox workspace-write` lets it edit the checkout; it is
@@ -185,6 +190,7 @@ PRESETS: dict[str, AgentSpec] = {
         retry_patterns=_AIDER_RETRY,
         env=_AIDER_ENV,
         leaves=(".aider*",),
+        proven_version="0.86.2",
     ),
     # Gemini CLI: with stdin not a terminal it runs headless and takes stdin as the prompt
     # (packages/cli/src/gemini.tsx; geminicli.com/docs/cli/headless). `--yolo` approves every
@@ -239,6 +245,7 @@ def resolve_agent(spec: str) -> AgentSpec:
         env=preset.env,
         leaves=preset.leaves,
         home_files=preset.home_files,
+        proven_version=preset.proven_version,
     )
 
 
@@ -457,6 +464,26 @@ def _zone(name: str | None, default: tzinfo | None) -> tzinfo | None:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         return default
+
+
+_VERSION = re.compile(r"\b(\d+\.\d+\.\d+)\b")
+
+
+def installed_version(executable: str, env: Mapping[str, str]) -> str | None:
+    """What `<executable> --version` says its version is; None when it does not say."""
+    try:
+        result = subprocess.run(
+            [executable, "--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            env=dict(env),
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    found = _VERSION.search(result.stdout + result.stderr)
+    return found[1] if found else None
 
 
 def require_installed(agent: AgentSpec, path: str | None, line: int | None) -> None:

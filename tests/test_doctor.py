@@ -30,6 +30,7 @@ def test_a_ready_project_passes_with_the_agent_on_path_and_its_key_set(tmp_path,
         "plan": "ok",
         "agent": "ok",
         "agent key": "ok",
+        "agent version": "ok",
         "confinement": "ok",
         "gate": "ok",
         "workflow": "warn",  # not generated yet
@@ -110,3 +111,20 @@ def test_doctor_warns_that_landlock_alone_leaves_file_modes_open(tmp_path, cli) 
     _code, checks = doctor(cli, repo, env=env)
     assert checks["confinement"]["status"] == "warn"
     assert "modes and times" in checks["confinement"]["message"]
+
+
+def test_doctor_warns_when_the_agent_cli_is_not_the_version_its_preset_was_proven_with(
+    tmp_path, cli
+) -> None:
+    repo = make_project(tmp_path, TASKS, agent="claude")
+    env = {
+        "PATH": f"{STAND_INS}:{os.environ['PATH']}",
+        "ANTHROPIC_API_KEY": "sk-test",
+        "STAND_IN_VERSION": "2.0.9",
+    }
+    _code, checks = doctor(cli, repo, env=env)
+    version = checks["agent version"]
+    assert version["status"] == "warn"
+    assert (
+        "proven with 2.1.332" in version["message"] and "2.0.9 is installed" in version["message"]
+    )

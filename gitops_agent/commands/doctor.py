@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitops_agent.agents import resolve_agent
+from gitops_agent.agents import AgentSpec, installed_version, resolve_agent
 from gitops_agent.commands.github_init import WORKFLOW_PATH, agent_setup
 from gitops_agent.errors import UserError
 from gitops_agent.gate import resolve_gate, run_gate
@@ -108,6 +108,7 @@ def _agent(base: Base, agent_command: str | None, env: Mapping[str, str]) -> lis
         )
     else:
         checks.append(Check("agent", Status.OK, f"`{executable}` ({spec.name}) is on PATH"))
+        checks += _agent_version(spec, executable, env)
     if setup.secrets:
         present = [name for name in setup.secrets if env.get(name)]
         if present:
@@ -123,6 +124,26 @@ def _agent(base: Base, agent_command: str | None, env: Mapping[str, str]) -> lis
                 )
             )
     return checks
+
+
+def _agent_version(spec: AgentSpec, executable: str, env: Mapping[str, str]) -> list[Check]:
+    """Whether the installed CLI is the version its preset was proven with."""
+    if spec.proven_version is None:
+        return []
+    found = installed_version(executable, env)
+    if found == spec.proven_version:
+        return [
+            Check("agent version", Status.OK, f"{found}, the version the preset was proven with")
+        ]
+    said = f"{found} is installed" if found else "its version could not be read"
+    return [
+        Check(
+            "agent version",
+            Status.WARN,
+            f"the {spec.name} preset was proven with {spec.proven_version}; {said}",
+            f"install {spec.proven_version}, or run one task and read its log before relying on it",
+        )
+    ]
 
 
 def _gate(base: Base, run_it: bool) -> list[Check]:

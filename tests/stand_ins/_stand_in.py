@@ -7,10 +7,23 @@ import os
 import sys
 from pathlib import Path
 
+# What each real CLI prints for --version, at the version its preset was proven with.
+VERSIONS = {
+    "claude": "{} (Claude Code)",
+    "codex": "codex-cli {}",
+    "aider": "aider {}",
+    "gemini": "{}",
+}
+PROVEN = {"claude": "2.1.332", "codex": "0.171.0", "aider": "0.86.2", "gemini": "0.61.0"}
+
 
 def parser(name: str) -> argparse.ArgumentParser:
-    """A parser that, like the real CLIs, exits 2 on any flag it does not know."""
-    return argparse.ArgumentParser(prog=name, allow_abbrev=False)
+    """A parser that, like the real CLIs, exits 2 on any flag it does not know, and says its
+    version (STAND_IN_VERSION, else the proven one) as the real CLI words it."""
+    made = argparse.ArgumentParser(prog=name, allow_abbrev=False)
+    version = os.environ.get("STAND_IN_VERSION") or PROVEN[name]
+    made.add_argument("--version", action="version", version=VERSIONS[name].format(version))
+    return made
 
 
 def require(name: str, ok: bool, why: str) -> None:
