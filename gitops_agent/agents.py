@@ -357,12 +357,15 @@ def detect_rate_limit(
         retry_re = re.compile("|".join(f"(?:{p})" for p in retry_patterns), re.IGNORECASE)
         if any(retry_re.search(line.strip()) for line in lines[hits[-1] + 1 :]):
             return None
-    resume_at = None
+    # The message is the last one that says when to resume, else simply the last one (a CLI
+    # may end with a bare "status: 429" after the sentence that says it all).
+    resume_at, said = None, hits[-1]
     for i in reversed(hits):
         resume_at = parse_resume_at(" ".join(lines[i : i + 2]), now)
         if resume_at is not None:
+            said = i
             break
-    message = lines[hits[-1]].strip()
+    message = lines[said].strip()
     return RateLimit(message=message[:500], resume_at=resume_at)
 
 

@@ -183,6 +183,8 @@ class ChatServer:
 
     script: ChatScript
     port: int = 0
+    stall: float = 0.0  # seconds every answer waits (a hung API)
+    rate_limited: tuple[int, str] | None = None  # answer 429: (retry-after seconds, message)
     requests: list[dict[str, Any]] = field(default_factory=list)
     api_keys: list[str] = field(default_factory=list)  # the bearer token of each request
 
@@ -195,9 +197,11 @@ class ChatServer:
 
 
 @contextmanager
-def serving_chat(script: ChatScript) -> Iterator[ChatServer]:
+def serving_chat(
+    script: ChatScript, *, stall: float = 0.0, rate_limited: tuple[int, str] | None = None
+) -> Iterator[ChatServer]:
     """A ChatServer listening on 127.0.0.1 for the duration of the block."""
-    model = ChatServer(script)
+    model = ChatServer(script, stall=stall, rate_limited=rate_limited)
 
     class Handler(BaseHTTPRequestHandler):
         def log_message(self, format: str, *args: Any) -> None:  # quiet
@@ -212,6 +216,19 @@ def serving_chat(script: ChatScript) -> Iterator[ChatServer]:
             body = json.loads(self.rfile.read(length) or b"{}")
             model.requests.append(body)
             model.api_keys.append(self.headers.get("authorization", "").removeprefix("Bearer "))
+            if model.stall:
+                time.sleep(model.stall)
+            if model.rate_limited is not None:
+                retry_after, message = model.rate_limited
+                error = {"error": {"message": message, "type": "rate_limit_exceeded"}}
+                payload = json.dumps(error).encode()
+                self.send_response(429)
+                self.send_header("content-type", "application/json")
+                self.send_header("retry-after", str(retry_after))
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
             answer = {
                 "id": "chatcmpl-scripted",
                 "object": "chat.completion",
@@ -257,6 +274,8 @@ class GeminiServer:
 
     script: GeminiScript
     port: int = 0
+    stall: float = 0.0  # seconds every conversation answer waits (a hung API)
+    rate_limited: tuple[int, str] | None = None  # answer 429: (retry delay seconds, message)
     requests: list[dict[str, Any]] = field(default_factory=list)
     api_keys: list[str] = field(default_factory=list)  # the x-goog-api-key header of each
 
@@ -269,9 +288,11 @@ class GeminiServer:
 
 
 @contextmanager
-def serving_gemini(script: GeminiScript) -> Iterator[GeminiServer]:
+def serving_gemini(
+    script: GeminiScript, *, stall: float = 0.0, rate_limited: tuple[int, str] | None = None
+) -> Iterator[GeminiServer]:
     """A GeminiServer listening on 127.0.0.1 for the duration of the block."""
-    model = GeminiServer(script)
+    model = GeminiServer(script, stall=stall, rate_limited=rate_limited)
 
     def candidate(parts: list[dict[str, Any]]) -> dict[str, Any]:
         return {
@@ -307,6 +328,30 @@ def serving_gemini(script: GeminiScript) -> Iterator[GeminiServer]:
                 self.end_headers()
                 self.wfile.write(payload)
                 return
+            if model.rate_limited is not None:
+                delay, message = model.rate_limited
+                error = {
+                    "error": {
+                        "code": 429,
+                        "message": message,
+                        "status": "RESOURCE_EXHAUSTED",
+                        "details": [
+                            {
+                                "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                                "retryDelay": f"{delay}s",
+                            }
+                        ],
+                    }
+                }
+                payload = json.dumps(error).encode()
+                self.send_response(429)
+                self.send_header("content-type", "application/json")
+                self.send_header("content-length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+                return
+            if model.stall:
+                time.sleep(model.stall)
             parts = [p for c in body.get("contents", []) for p in c.get("parts", [])]
             if any("functionResponse" in part for part in parts):
                 answer = [{"text": "Done."}]

@@ -31,6 +31,11 @@ SECRETS = {
     "AWS_SECRET_ACCESS_KEY": "RealCliFakeAwsSecret0123456789abcd",
 }
 API_KEY = "sk-ant-api03-RealCliFakeKey0123456789"
+# Fails until src/greeting.py says hello. The words it prints are not in its command (which the
+# plan holds, and agents read the plan): only a failed gate puts them in a prompt.
+FEEDBACK_GATE = (
+    "grep -q hello src/greeting.py || { echo GATE: greeting must say $(echo hel)lo; exit 1; }"
+)
 
 
 def project(tmp_path: Path, gate: str, rules: str = "", agent: str = "claude") -> Path:
@@ -163,7 +168,11 @@ def test_claude_codes_rate_limit_stops_the_session_without_failing_the_task(
 def test_the_second_attempt_of_claude_code_gets_the_gate_failure_as_feedback(
     tmp_path: Path,
 ) -> None:
-    gate = "grep -q hello src/greeting.py || { echo 'GATE: greeting must say hello'; exit 1; }"
+    # The words the gate prints are not in its command (which the plan, read by the agent,
+    # holds): only a failed gate puts them in a prompt.
+    gate = (
+        "grep -q hello src/greeting.py || { echo GATE: greeting must say $(echo hel)lo; exit 1; }"
+    )
     repo = project(tmp_path, f"test ! -e src/greeting.py || ( {gate} )")
 
     def script(workdir: str, request: str) -> tuple[str, dict[str, Any]]:
@@ -237,3 +246,88 @@ def test_gemini_cli_does_a_task_confined_and_its_work_is_committed(tmp_path: Pat
     assert set(model.api_keys) == {API_KEY}
     for value in SECRETS.values():
         assert value not in model.seen()
+
+
+@pytest.mark.skipif(GEMINI is None, reason="Gemini CLI is not installed")
+def test_gemini_clis_quota_answer_stops_the_session_with_its_resume_time(tmp_path: Path) -> None:
+    quota = (7200, "Quota exceeded for metric: generate_content_free_tier_requests")
+    with serving_gemini(lambda _w, _r: ("write_file", {}), rate_limited=quota) as model:
+        repo = project(tmp_path, "test -f src/app.py", agent="gemini")
+        env = {"GOOGLE_GEMINI_BASE_URL": model.url, "GEMINI_API_KEY": API_KEY}
+        data = run_with(repo, fake_home(tmp_path), None, extra_env=env)
+    [task] = data["tasks"]
+    assert (task["outcome"], task["attempts"]) == ("skipped", 1), task
+    assert "Quota exceeded" in task["reason"]
+    assert "It can resume after" in task["reason"]  # 7200 s from when it was said
+
+
+@pytest.mark.skipif(GEMINI is None, reason="Gemini CLI is not installed")
+def test_the_second_attempt_of_gemini_cli_gets_the_gate_failure_as_feedback(
+    tmp_path: Path,
+) -> None:
+    # The words the gate prints are not in its command (which the plan, read by the agent,
+    # holds): only a failed gate puts them in a prompt.
+    gate = (
+        "grep -q hello src/greeting.py || { echo GATE: greeting must say $(echo hel)lo; exit 1; }"
+    )
+
+    def script(workdir: str, request: str) -> tuple[str, dict[str, Any]]:
+        said = "hello" if "GATE: greeting must say hello" in request else "hi"
+        return "write_file", {"file_path": f"{workdir}/src/greeting.py", "content": said + "\n"}
+
+    with serving_gemini(script) as model:
+        repo = project(tmp_path, f"test ! -e src/greeting.py || ( {gate} )", agent="gemini")
+        env = {"GOOGLE_GEMINI_BASE_URL": model.url, "GEMINI_API_KEY": API_KEY}
+        data = run_with(repo, fake_home(tmp_path), None, extra_env=env)
+    [task] = data["tasks"]
+    assert (task["outcome"], task["attempts"]) == ("committed", 2), task
+    assert git(repo, "show", f"{task['commit']}:src/greeting.py") == "hello\n"
+
+
+@pytest.mark.skipif(GEMINI is None, reason="Gemini CLI is not installed")
+def test_gemini_cli_waiting_on_a_silent_api_is_stopped_by_the_idle_timeout(
+    tmp_path: Path,
+) -> None:
+    with serving_gemini(lambda _w, _r: ("write_file", {}), stall=60) as model:
+        repo = project(
+            tmp_path, "test -f src/app.py", rules="idle_timeout_minutes: 0.05\n", agent="gemini"
+        )
+        env = {"GOOGLE_GEMINI_BASE_URL": model.url, "GEMINI_API_KEY": API_KEY}
+        data = run_with(repo, fake_home(tmp_path), None, extra_env=env)
+    [task] = data["tasks"]
+    assert (task["outcome"], task["attempts"]) == ("rolled_back", 1), task
+    assert "silent" in task["reason"]
+
+
+@pytest.mark.skipif(AIDER is None, reason="aider is not installed")
+def test_the_second_attempt_of_aider_gets_the_gate_failure_as_feedback(tmp_path: Path) -> None:
+    # The words the gate prints are not in its command (which the plan, read by the agent,
+    # holds): only a failed gate puts them in a prompt.
+    gate = (
+        "grep -q hello src/greeting.py || { echo GATE: greeting must say $(echo hel)lo; exit 1; }"
+    )
+
+    def answer(request: str) -> str:
+        said = "hello" if "GATE: greeting must say hello" in request else "hi"
+        return f"src/greeting.py\n```python\n{said}\n```\n"
+
+    with serving_chat(answer) as model:
+        agent = f"aider --model openai/scripted --edit-format whole --openai-api-base {model.url}"
+        repo = project(tmp_path, f"test ! -e src/greeting.py || ( {gate} )", agent=agent)
+        data = run_with(repo, fake_home(tmp_path), None, extra_env={"OPENAI_API_KEY": API_KEY})
+    [task] = data["tasks"]
+    assert (task["outcome"], task["attempts"]) == ("committed", 2), task
+    assert git(repo, "show", f"{task['commit']}:src/greeting.py") == "hello\n"
+
+
+@pytest.mark.skipif(AIDER is None, reason="aider is not installed")
+def test_aider_waiting_on_a_silent_api_is_stopped_by_the_idle_timeout(tmp_path: Path) -> None:
+    with serving_chat(lambda _r: "", stall=60) as model:
+        agent = f"aider --model openai/scripted --edit-format whole --openai-api-base {model.url}"
+        repo = project(
+            tmp_path, "test -f src/app.py", rules="idle_timeout_minutes: 0.05\n", agent=agent
+        )
+        data = run_with(repo, fake_home(tmp_path), None, extra_env={"OPENAI_API_KEY": API_KEY})
+    [task] = data["tasks"]
+    assert (task["outcome"], task["attempts"]) == ("rolled_back", 1), task
+    assert "silent" in task["reason"]
