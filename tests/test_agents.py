@@ -404,3 +404,27 @@ def test_claude_codes_newer_429_wording_is_a_rate_limit() -> None:
     assert found is not None and found.message.startswith("API Error: Request rejected (429)")
     ordinary = "API Error: Request rejected (400) · invalid request\n"
     assert detect_rate_limit(ordinary, PRESETS["claude"].rate_limit_patterns, now=NOW) is None
+
+
+def test_real_aider_output_after_giving_up_on_a_429_is_a_usage_limit_with_its_resume_time() -> None:
+    # The end of what aider 0.86.2 printed, after about 80 s of retries against a 429 whose
+    # message said "Please try again in 2h.", before it exited 0.
+    output = (
+        "litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit reached for\n"
+        "requests. Please try again in 2h.\n"
+        "The API provider has rate limited you. Try again later or check your quotas.\n"
+        "Retrying in 32.0 seconds...\n"
+        "litellm.RateLimitError: RateLimitError: OpenAIException - Rate limit reached for\n"
+        "requests. Please try again in 2h.\n"
+        "The API provider has rate limited you. Try again later or check your quotas.\n"
+        "\n\nWarning: Input is not a terminal (fd=0).\n"
+    )
+    aider = PRESETS["aider"]
+    found = detect_rate_limit(
+        output,
+        aider.rate_limit_patterns,
+        now=NOW,
+        exited_zero=True,
+        retry_patterns=aider.retry_patterns,
+    )
+    assert found is not None and found.resume_at == NOW + timedelta(hours=2)
