@@ -145,9 +145,9 @@ PRESETS: dict[str, AgentSpec] = {
     # (docs.anthropic.com/en/docs/claude-code/cli-reference). `--permission-mode acceptEdits`
     # would approve file edits only: every shell command (tests, builds) would be refused in print
     # mode, so the agent could not check its own work. We choose `--dangerously-skip-permissions`
-    # because the agent works in our own throw-away checkout and nothing it does is kept unless
-    # it passes the gate; it can still do anything the user can on this machine. Claude Code
-    # refuses this flag when run as root outside a sandbox: use a raw command there.
+    # because the agent runs confined in a throw-away checkout and nothing it does is kept unless
+    # it passes every rule and the gate. As root, Claude Code accepts this flag only in a sandbox:
+    # a confined run tells it so (IS_SANDBOX=1, see runner.py); an unconfined one does not.
     "claude": AgentSpec(
         name="claude",
         command="claude -p --output-format text --dangerously-skip-permissions",
