@@ -25,24 +25,78 @@ _WORKDIR = re.compile(r"Primary working directory: ([^\n\"\\]+)")
 Script = Callable[[str, str], tuple[str, dict[str, Any]]]
 
 
-@dataclass
-class ModelServer:
-    script: Script
+@dataclass(kw_only=True)
+class _Recorded:
+    """What every scripted server shares: how it misbehaves when asked, and what it was sent."""
+
     port: int = 0
-    # When set: every model call is answered 429 with this retry-after (seconds) and message.
+    # When set: every model call is answered 429 with this retry delay (seconds) and message.
     rate_limited: tuple[int, str] | None = None
     # When set: every model call waits this many seconds before answering (a hung API).
     stall: float = 0.0
     requests: list[dict[str, Any]] = field(default_factory=list)
-    api_keys: list[str] = field(default_factory=list)  # the x-api-key header of each request
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+    api_keys: list[str] = field(default_factory=list)  # the API key each request carried
 
     def seen(self) -> str:
         """Every request body, as text: what the agent sent to its model."""
         return "\n".join(json.dumps(r) for r in self.requests)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Quiet, and with the two moves every scripted API makes."""
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return
+
+    def record(self, model: _Recorded, key: str) -> dict[str, Any]:
+        """The request's JSON body, kept with the API key it carried in header `key`."""
+        length = int(self.headers.get("content-length", 0))
+        body: dict[str, Any] = json.loads(self.rfile.read(length) or b"{}")
+        model.requests.append(body)
+        model.api_keys.append(self.headers.get(key, "").removeprefix("Bearer "))
+        return body
+
+    def send(
+        self,
+        status: int,
+        payload: bytes,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        self.send_response(status)
+        self.send_header("content-type", content_type)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        if content_type == "application/json":
+            self.send_header("content-length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+
+@contextmanager
+def _listening(handler: type[_Handler], model: _Recorded) -> Iterator[None]:
+    """Serve `handler` on 127.0.0.1 (a free port, set on `model`) for the block."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True  # a stalled answer does not hold up the end of the test
+    model.port = server.server_address[1]
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@dataclass
+class ModelServer(_Recorded):
+    """Anthropic Messages (streamed), as Claude Code calls it."""
+
+    script: Script
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
 
 
 def _events(message: list[tuple[str, dict[str, Any]]]) -> bytes:
@@ -109,44 +163,28 @@ def serving(
     """A ModelServer listening on 127.0.0.1 for the duration of the block."""
     model = ModelServer(script, rate_limited=rate_limited, stall=stall)
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            return
-
+    class Handler(_Handler):
         def do_HEAD(self) -> None:
             self.send_response(200)
             self.end_headers()
 
         def do_GET(self) -> None:
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.end_headers()
-            self.wfile.write(b"{}")
+            self.send(200, b"{}")
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("content-length", 0))
-            body = json.loads(self.rfile.read(length) or b"{}")
-            model.requests.append(body)
-            model.api_keys.append(self.headers.get("x-api-key", ""))
+            body = self.record(model, "x-api-key")
             text = json.dumps(body)
             if not self.path.startswith("/v1/messages"):
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.end_headers()
-                self.wfile.write(b"{}")
+                self.send(200, b"{}")
                 return
             if model.stall:
                 time.sleep(model.stall)
             if model.rate_limited is not None:
                 retry_after, message = model.rate_limited
                 error = {"type": "error", "error": {"type": "rate_limit_error", "message": message}}
-                payload = json.dumps(error).encode()
-                self.send_response(429)
-                self.send_header("content-type", "application/json")
-                self.send_header("retry-after", str(retry_after))
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.send(
+                    429, json.dumps(error).encode(), headers={"retry-after": str(retry_after)}
+                )
                 return
             if '"tool_result"' in text:
                 answer = _reply([{"type": "text", "text": "Done."}], "end_turn")
@@ -155,22 +193,10 @@ def serving(
                 name, tool_input = model.script(found[1].strip() if found else "", text)
                 block = {"type": "tool_use", "id": "toolu_1", "name": name, "input": tool_input}
                 answer = _reply([block], "tool_use")
-            self.send_response(200)
-            self.send_header("content-type", "text/event-stream")
-            self.send_header("cache-control", "no-cache")
-            self.end_headers()
-            self.wfile.write(answer)
+            self.send(200, answer, "text/event-stream", {"cache-control": "no-cache"})
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True  # a stalled answer does not hold up the end of the test
-    model.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _listening(Handler, model):
         yield model
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # Given the request's text: the assistant's whole answer (aider's edit formats are plain text).
@@ -178,22 +204,14 @@ ChatScript = Callable[[str], str]
 
 
 @dataclass
-class ChatServer:
+class ChatServer(_Recorded):
     """OpenAI Chat Completions (not streamed), as aider's litellm calls it."""
 
     script: ChatScript
-    port: int = 0
-    stall: float = 0.0  # seconds every answer waits (a hung API)
-    rate_limited: tuple[int, str] | None = None  # answer 429: (retry-after seconds, message)
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    api_keys: list[str] = field(default_factory=list)  # the bearer token of each request
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
-
-    def seen(self) -> str:
-        return "\n".join(json.dumps(r) for r in self.requests)
 
 
 @contextmanager
@@ -203,31 +221,21 @@ def serving_chat(
     """A ChatServer listening on 127.0.0.1 for the duration of the block."""
     model = ChatServer(script, stall=stall, rate_limited=rate_limited)
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            return
-
+    class Handler(_Handler):
         def do_GET(self) -> None:
             self.send_response(404)
             self.end_headers()
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("content-length", 0))
-            body = json.loads(self.rfile.read(length) or b"{}")
-            model.requests.append(body)
-            model.api_keys.append(self.headers.get("authorization", "").removeprefix("Bearer "))
+            body = self.record(model, "authorization")
             if model.stall:
                 time.sleep(model.stall)
             if model.rate_limited is not None:
                 retry_after, message = model.rate_limited
                 error = {"error": {"message": message, "type": "rate_limit_exceeded"}}
-                payload = json.dumps(error).encode()
-                self.send_response(429)
-                self.send_header("content-type", "application/json")
-                self.send_header("retry-after", str(retry_after))
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.send(
+                    429, json.dumps(error).encode(), headers={"retry-after": str(retry_after)}
+                )
                 return
             answer = {
                 "id": "chatcmpl-scripted",
@@ -243,23 +251,10 @@ def serving_chat(
                 ],
                 "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
             }
-            payload = json.dumps(answer).encode()
-            self.send_response(200)
-            self.send_header("content-type", "application/json")
-            self.send_header("content-length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            self.send(200, json.dumps(answer).encode())
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    model.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _listening(Handler, model):
         yield model
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 # Given the agent's working directory and the request's text: (function name, arguments).
@@ -268,23 +263,15 @@ _GEMINI_WORKDIR = re.compile(r"Workspace Directories:\*\*\s*\n\s*- (\S+)")
 
 
 @dataclass
-class GeminiServer:
+class GeminiServer(_Recorded):
     """The Gemini API as Gemini CLI calls it: a routing call (generateContent), then the
     conversation (streamGenerateContent, SSE): one function call, then a final text."""
 
     script: GeminiScript
-    port: int = 0
-    stall: float = 0.0  # seconds every conversation answer waits (a hung API)
-    rate_limited: tuple[int, str] | None = None  # answer 429: (retry delay seconds, message)
-    requests: list[dict[str, Any]] = field(default_factory=list)
-    api_keys: list[str] = field(default_factory=list)  # the x-goog-api-key header of each
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
-
-    def seen(self) -> str:
-        return "\n".join(json.dumps(r) for r in self.requests)
 
 
 @contextmanager
@@ -306,49 +293,32 @@ def serving_gemini(
             },
         }
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # quiet
-            return
-
+    class Handler(_Handler):
         def do_GET(self) -> None:
             self.send_response(404)
             self.end_headers()
 
         def do_POST(self) -> None:
-            length = int(self.headers.get("content-length", 0))
-            body = json.loads(self.rfile.read(length) or b"{}")
-            model.requests.append(body)
-            model.api_keys.append(self.headers.get("x-goog-api-key", ""))
+            body = self.record(model, "x-goog-api-key")
             if ":generateContent" in self.path:  # the CLI's routing of the request
                 route = {"complexity_reasoning": "a simple edit", "complexity_score": 10}
-                payload = json.dumps(candidate([{"text": json.dumps(route)}])).encode()
-                self.send_response(200)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.send(200, json.dumps(candidate([{"text": json.dumps(route)}])).encode())
                 return
             if model.rate_limited is not None:
                 delay, message = model.rate_limited
+                retry = {
+                    "@type": "type.googleapis.com/google.rpc.RetryInfo",
+                    "retryDelay": f"{delay}s",
+                }
                 error = {
                     "error": {
                         "code": 429,
                         "message": message,
                         "status": "RESOURCE_EXHAUSTED",
-                        "details": [
-                            {
-                                "@type": "type.googleapis.com/google.rpc.RetryInfo",
-                                "retryDelay": f"{delay}s",
-                            }
-                        ],
+                        "details": [retry],
                     }
                 }
-                payload = json.dumps(error).encode()
-                self.send_response(429)
-                self.send_header("content-type", "application/json")
-                self.send_header("content-length", str(len(payload)))
-                self.end_headers()
-                self.wfile.write(payload)
+                self.send(429, json.dumps(error).encode())
                 return
             if model.stall:
                 time.sleep(model.stall)
@@ -360,18 +330,8 @@ def serving_gemini(
                 found = _GEMINI_WORKDIR.search(text)
                 name, args = model.script(found[1] if found else "", json.dumps(body))
                 answer = [{"functionCall": {"name": name, "args": args}}]
-            self.send_response(200)
-            self.send_header("content-type", "text/event-stream")
-            self.end_headers()
-            self.wfile.write(f"data: {json.dumps(candidate(answer))}\r\n\r\n".encode())
+            payload = f"data: {json.dumps(candidate(answer))}\r\n\r\n".encode()
+            self.send(200, payload, "text/event-stream")
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    server.daemon_threads = True
-    model.port = server.server_address[1]
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with _listening(Handler, model):
         yield model
-    finally:
-        server.shutdown()
-        server.server_close()
