@@ -11,22 +11,15 @@ from typing import Any
 
 import pytest
 
+import testing.redteam
 from conftest import git, make_repo
 
 STAND_INS = Path(__file__).parent / "stand_ins"
 
 
 def task_block(task_id: str, title: str, run: str | None = None, lines: int = 10) -> str:
-    block = (
-        f"→ **[{task_id}]** {title}\n"
-        "  - Alignment score: 90/100\n"
-        f"  - Estimated lines: {lines}\n"
-        "  - Tests defined: ✅ Yes (tests/)\n"
-        "  - Status: READY\n"
-    )
-    if run is not None:
-        block += f"  - Run: `{run}`\n"
-    return block + "\n"
+    """One eligible task of the Ready queue, estimated at `lines` lines."""
+    return testing.redteam.task_block(task_id, title, run=run, lines=lines)
 
 
 def make_project(
@@ -125,16 +118,7 @@ def test_passing_task_is_one_commit_with_trailers_and_its_status_done(tmp_path, 
 
 
 def test_gate_failure_is_retried_with_feedback_then_rolled_back(tmp_path, cli) -> None:
-    # The agent can write nothing outside its checkout: it prints the prompts it got, and
-    # the rolled-back task keeps the end of that output.
-    agent = agent_script(
-        tmp_path,
-        """
-        grep -c "Attempt" "$GITOPS_AGENT_PROMPT_FILE" | sed 's/^/attempts seen: /'
-        grep -o "GATE SAYS NO" "$GITOPS_AGENT_PROMPT_FILE" | head -1 || true
-        echo "BROKEN" >> src/app.py
-        """,
-    )
+    agent = agent_script(tmp_path, 'echo "BROKEN" >> src/app.py\n')
     repo = make_project(
         tmp_path,
         task_block("t1", "Add a thing"),
