@@ -123,11 +123,6 @@ class Workspace:
         self._ignores = pygit2.Repository(str(private))
         self._ignores.workdir = str(path)
 
-    @property
-    def tree(self) -> str | None:
-        """The tree the directory was last made equal to."""
-        return None if self._tree is None else str(self._tree.id)
-
     # -- making the directory equal to a tree -----------------------------------------------
 
     def reset(self, commit: str, *, tree: str | None = None) -> None:

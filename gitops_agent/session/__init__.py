@@ -103,7 +103,6 @@ class _Session:
     stopped: str | None = None  # why the session ended early
     gate_failed_on_base: bool = False
     results: list[TaskResult] = field(default_factory=list)
-    _attempt_numbers: tuple[int, int] = (0, 0)
 
     @classmethod
     def start(
@@ -333,7 +332,8 @@ class _Session:
         for number in range(1, attempts + 1):
             self._phase(task, "agent", number, attempts)
             prompt = None if task.run is not None else self._prompt(task, feedback)
-            result = attempt(ctx, task, self.tip, prompt, partial(self._phase, task))
+            phase = partial(self._phase, task, attempt=number, attempts=attempts)
+            result = attempt(ctx, task, self.tip, prompt, phase)
             if result.verdict is Verdict.LIMITED:
                 assert result.rate_limit is not None
                 when = result.rate_limit.resume_at
@@ -418,13 +418,7 @@ class _Session:
         self.tip = commit
         return commit
 
-    def _phase(
-        self, task: Task, phase: str, attempt: int | None = None, attempts: int | None = None
-    ) -> None:
-        """A task entered a phase; the attempt numbers stay those last given when omitted."""
-        if attempt is None or attempts is None:
-            attempt, attempts = self._attempt_numbers
-        self._attempt_numbers = (attempt, attempts)
+    def _phase(self, task: Task, phase: str, attempt: int, attempts: int) -> None:
         self.run_state.update(task=task.id, phase=phase, attempt=attempt, max_attempts=attempts)
         self.listener.phase(task, phase, attempt, attempts)
 
