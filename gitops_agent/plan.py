@@ -68,7 +68,7 @@ PLAN_SETTINGS: dict[str, str] = {
     "objective": "what the project is for; given to the agent in every prompt",
     "base": "the branch sessions start from (default: the branch HEAD points to)",
     "agent": "an agent preset (claude, codex, aider, gemini) or a command for bash -c",
-    "gate": "the quality gate: a command or a list of commands run in order",
+    "gate": "the quality gate: a command or a list of commands (or `run:` entries) run in order",
     "constraints": "path of the constraints document (default docs/autonomous-constraints.md)",
     "timezone": "the time zone of memory logs and reports, e.g. Europe/Warsaw (default UTC)",
     "notify": "notification URLs (apprise), one or a list; also GITOPS_AGENT_NOTIFY",
@@ -112,13 +112,29 @@ class Task:
 
 
 @dataclass(frozen=True, slots=True)
+class GateEntry:
+    """One command of the plan's `gate:`; `findings` and `junit` say how its result is read."""
+
+    run: str
+    findings: bool = False  # prints `path:line:` findings: only those a change introduces count
+    junit: str | None = None  # a JUnit XML report it writes, relative to the checkout
+    line: int = 0
+
+    def __str__(self) -> str:
+        return self.run
+
+
+GATE_ENTRY_KEYS = ("run", "findings", "junit")
+
+
+@dataclass(frozen=True, slots=True)
 class Settings:
     """The plan's front matter."""
 
     objective: str | None = None
     base: str | None = None
     agent: str | None = None
-    gate: tuple[str, ...] | None = None
+    gate: tuple[GateEntry, ...] | None = None
     constraints: str | None = None
     timezone: str | None = None
     notify: tuple[str, ...] | None = None
@@ -262,7 +278,9 @@ def _plan_setting(key: str, value: Any, path: str, line: int) -> Any:
                 "`schedule` must be a cron line of five fields, like `0 2 * * *`", path, line
             )
         return value.strip()
-    if key == "gate" or key == "notify":
+    if key == "gate":
+        return _gate_entries(value, path, line)
+    if key == "notify":
         if isinstance(value, str) and value.strip():
             return (value,)
         if (
@@ -271,11 +289,60 @@ def _plan_setting(key: str, value: Any, path: str, line: int) -> Any:
             and all(isinstance(v, str) and v.strip() for v in value)
         ):
             return tuple(value)
-        what = "a command or a list of commands" if key == "gate" else "a URL or a list of URLs"
-        raise PlanError(f"`{key}` must be {what}", path, line)
+        raise PlanError(f"`{key}` must be a URL or a list of URLs", path, line)
     if not isinstance(value, str) or not value.strip():
         raise PlanError(f"`{key}` must be a non-empty text", path, line)
     return value.strip()
+
+
+def _gate_entries(value: Any, path: str, line: int) -> tuple[GateEntry, ...]:
+    """`gate:` as a command, or a list of commands and `{run, findings, junit}` mappings."""
+    items = [value] if isinstance(value, str | dict) else value
+    if not isinstance(items, list) or not items:
+        raise PlanError("`gate` must be a command or a list of commands", path, line)
+    entries: list[GateEntry] = []
+    for item in items:
+        if isinstance(item, str) and item.strip():
+            entries.append(GateEntry(item, line=line))
+            continue
+        if not isinstance(item, dict):
+            raise PlanError(
+                "each `gate` entry must be a command or a mapping with `run:`", path, line
+            )
+        unknown = sorted(set(item) - set(GATE_ENTRY_KEYS))
+        if unknown:
+            raise PlanError(
+                f"unknown key `{unknown[0]}` in a `gate` entry (known: "
+                f"{', '.join(GATE_ENTRY_KEYS)})",
+                path,
+                line,
+            )
+        run, findings, junit = item.get("run"), item.get("findings", False), item.get("junit")
+        if not isinstance(run, str) or not run.strip():
+            raise PlanError("a `gate` entry needs `run:`, the command to run", path, line)
+        if not isinstance(findings, bool):
+            raise PlanError("`findings` in a `gate` entry must be true or false", path, line)
+        if junit is not None and not _relative_path(junit):
+            raise PlanError(
+                "`junit` in a `gate` entry must be a path relative to the repository, like "
+                "`build/junit.xml`",
+                path,
+                line,
+            )
+        if findings and junit is not None:
+            raise PlanError(
+                "a `gate` entry is either a findings command or writes a JUnit report, not both",
+                path,
+                line,
+            )
+        entries.append(GateEntry(run, findings=findings, junit=junit, line=line))
+    return tuple(entries)
+
+
+def _relative_path(value: object) -> bool:
+    if not isinstance(value, str) or not value.strip() or value.startswith("/"):
+        return False
+    return ".." not in value.split("/")
 
 
 class _TaskBuilder:

@@ -33,6 +33,8 @@ class TaskResult:
     violations: tuple[str, ...] = ()  # the rules broken by the last attempt, one sentence each
     gate_output: str = ""  # the tail of the last failing gate's output
     changed_files: tuple[str, ...] = ()  # of the committed change
+    evidence: tuple[str, ...] = ()  # refs of the attempts kept (refs/gitops-agent/attempts/...)
+    already_failing: tuple[str, ...] = ()  # gate failures of the base, not held against it
 
     def to_contract(self) -> dict[str, Any]:
         """The task entry of `run --json`, exactly as the contract lists it."""
@@ -52,6 +54,8 @@ class TaskResult:
             "violations": list(self.violations),
             "gate_output": self.gate_output,
             "changed_files": list(self.changed_files),
+            "evidence": list(self.evidence),
+            "already_failing": list(self.already_failing),
         }
 
     @classmethod
@@ -67,6 +71,8 @@ class TaskResult:
             violations=tuple(data.get("violations", ())),
             gate_output=data.get("gate_output", ""),
             changed_files=tuple(data.get("changed_files", ())),
+            evidence=tuple(data.get("evidence", ())),
+            already_failing=tuple(data.get("already_failing", ())),
         )
 
 
@@ -87,6 +93,9 @@ class SessionResult:
     # How agents and gates were confined (a sentence); `unconfined` says when they were not.
     confinement: str = ""
     unconfined: bool = False
+    # What the gate already failed on the base (tests, findings, commands): not held against
+    # any task, and said in the report and the PR.
+    base_failures: tuple[str, ...] = ()
 
     def to_contract(self) -> dict[str, Any]:
         """`run --json`: the contract's object, plus the PR description's path."""
@@ -111,6 +120,7 @@ class SessionResult:
             "gate_failed_on_base": self.gate_failed_on_base,
             "confinement": self.confinement,
             "unconfined": self.unconfined,
+            "base_failures": list(self.base_failures),
             "tasks": [t.to_record() for t in self.tasks],
         }
 
@@ -130,6 +140,7 @@ class SessionResult:
             gate_failed_on_base=bool(data.get("gate_failed_on_base", False)),
             confinement=str(data.get("confinement", "")),
             unconfined=bool(data.get("unconfined", False)),
+            base_failures=tuple(data.get("base_failures", ())),
         )
 
     def count(self, outcome: Outcome) -> int:

@@ -495,7 +495,8 @@ def user_state(root: Path) -> dict[str, bytes]:
     for name in ("HEAD", "index", "config"):
         state[f".git/{name}"] = (root / ".git" / name).read_bytes()
     refs = git(root, "for-each-ref", "--format=%(refname) %(objectname)")
-    state["refs"] = "\n".join(r for r in refs.splitlines() if "autonomous/" not in r).encode()
+    own = ("autonomous/", "refs/gitops-agent/")
+    state["refs"] = "\n".join(r for r in refs.splitlines() if not any(o in r for o in own)).encode()
     return state
 
 

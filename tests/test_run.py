@@ -80,7 +80,8 @@ def user_state(repo: Path) -> dict[str, Any]:
         if path.is_file():
             files[rel.as_posix()] = path.read_bytes()
     refs = git(repo, "for-each-ref", "--format=%(refname) %(objectname)")
-    user_refs = [r for r in refs.splitlines() if not r.startswith("refs/heads/autonomous/")]
+    own = ("refs/heads/autonomous/", "refs/gitops-agent/")
+    user_refs = [r for r in refs.splitlines() if not r.startswith(own)]
     return {"files": files, "refs": user_refs, "head": git(repo, "symbolic-ref", "HEAD")}
 
 
@@ -118,7 +119,8 @@ def test_passing_task_is_one_commit_with_trailers_and_its_status_done(tmp_path, 
 
 
 def test_gate_failure_is_retried_with_feedback_then_rolled_back(tmp_path, cli) -> None:
-    agent = agent_script(tmp_path, 'echo "BROKEN" >> src/app.py\n')
+    # A different broken change each time: every attempt is worth making.
+    agent = agent_script(tmp_path, 'echo "BROKEN $(date +%s%N)" >> src/app.py\n')
     repo = make_project(
         tmp_path,
         task_block("t1", "Add a thing"),
@@ -130,6 +132,30 @@ def test_gate_failure_is_retried_with_feedback_then_rolled_back(tmp_path, cli) -
     assert task["attempts"] == 3 and task["commit"] is None
     assert "quality gate failed" in task["reason"]
     assert session_branches(repo) == []
+
+
+def test_an_attempt_that_changes_nothing_new_stops_the_retries(tmp_path, cli) -> None:
+    agent = agent_script(tmp_path, 'echo "BROKEN" >> src/app.py\n')
+    repo = make_project(
+        tmp_path,
+        task_block("t1", "Add a thing"),
+        gate="! grep -q BROKEN src/app.py",
+    )
+    data = run(cli, repo, "--agent-command", agent)
+    task = data["tasks"][0]
+    assert task["outcome"] == "rolled_back" and task["attempts"] == 2
+    assert "changed nothing new" in task["reason"]
+
+
+def test_a_failing_run_command_is_not_run_again_on_the_same_tree(tmp_path, cli) -> None:
+    repo = make_project(
+        tmp_path,
+        task_block("t1", "Break it", "echo BROKEN >> src/app.py"),
+        gate="! grep -q BROKEN src/app.py",
+    )
+    data = run(cli, repo)
+    task = data["tasks"][0]
+    assert task["outcome"] == "rolled_back" and task["attempts"] == 1
 
 
 def test_the_second_attempt_gets_the_first_ones_failure_as_feedback(tmp_path, cli) -> None:
@@ -325,7 +351,9 @@ def test_without_a_gate_nothing_is_committed(tmp_path, cli) -> None:
     assert "no quality gate" in data["tasks"][0]["reason"]
 
 
-def test_gate_script_on_the_base_is_used_and_a_gate_failing_on_base_stops(tmp_path, cli) -> None:
+def test_gate_script_on_the_base_is_used_and_its_failure_there_is_not_held_against_tasks(
+    tmp_path, cli
+) -> None:
     repo = make_project(
         tmp_path,
         task_block("t1", "Add", "echo 'y = 2' > src/y.py"),
@@ -333,8 +361,10 @@ def test_gate_script_on_the_base_is_used_and_a_gate_failing_on_base_stops(tmp_pa
         extra_files={".ai-validation/check_quality.sh": "exit 3\n"},
     )
     data = run(cli, repo)
-    assert outcomes(data) == [("t1", "skipped")]
-    assert "fails on main itself" in data["tasks"][0]["reason"]
+    # No test report: exit statuses are compared, and 3 is what the base does too.
+    assert outcomes(data) == [("t1", "committed")]
+    body = Path(data["pr_body"]).read_text()
+    assert "Already failing on `main`" in body and "exits with status 3" in body
 
 
 def test_blocked_and_named_tasks(tmp_path, cli) -> None:
@@ -446,12 +476,14 @@ def test_session_limits_on_tasks_and_time_skip_the_rest(tmp_path, cli) -> None:
     assert outcomes(data) == [("t0", "committed"), ("t1", "committed"), ("t2", "skipped")]
     assert "limit is 2 tasks" in data["tasks"][2]["reason"]
 
-    slow = task_block("s0", "Slow", "sleep 0.3; echo 'v = 0' > src/s0.py") + task_block(
+    slow = task_block("s0", "Slow", "sleep 30; echo 'v = 0' > src/s0.py") + task_block(
         "s1", "Next", "echo 'v = 1' > src/s1.py"
     )
-    other = make_project(tmp_path / "other", slow, rules="max_session_minutes: 0.002\n")
+    other = make_project(tmp_path / "other", slow, rules="max_session_minutes: 0.03\n")
     data = run(cli, other)
-    assert outcomes(data) == [("s0", "committed"), ("s1", "skipped")]
+    # The session's budget ends the task that reaches it, cleanly, and skips the rest.
+    assert outcomes(data) == [("s0", "rolled_back"), ("s1", "skipped")]
+    assert "ran past its timeout" in data["tasks"][0]["reason"]
     assert "time limit" in data["tasks"][1]["reason"]
 
 
@@ -477,7 +509,7 @@ def test_the_memory_log_and_the_pr_description_tell_every_task_and_why(tmp_path,
     log = show(repo, "autonomous/memory", day)
     assert "Autonomous: " in log and first["session"] in log
     for task_id, words in (("good", "committed"), ("bad", "gate failed"), ("pay", "payment")):
-        entry = log[log.index(task_id) :]
+        entry = log[log.index(f"Autonomous: {task_id} ") :]
         assert words in entry[:600].lower() or words in entry[:600], (task_id, entry[:600])
     body = Path(first["pr_body"]).read_text(encoding="utf-8")
     assert "**good**" in body and "**bad**" in body and "quality gate failed" in body
@@ -572,3 +604,115 @@ def test_workspaces_never_go_to_a_shared_directory_someone_else_made(tmp_path) -
     assert private_dir(tmp_path / "open") and private_dir(tmp_path / "new")
     for name in ("open", "new"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o700
+
+
+# A package laid out as attrs is (src/), which `pip install -e .` installs into a virtual
+# environment outside the repository: there, `import pkg` is the user's own src/.
+EDITABLE_PACKAGE = {
+    "pyproject.toml": (
+        '[build-system]\nrequires = ["setuptools>=64"]\nbuild-backend = "setuptools.build_meta"\n'
+        '\n[project]\nname = "pkg"\nversion = "0.1"\n'
+    ),
+    "src/pkg/__init__.py": (
+        "def to_bool(x):\n"
+        "    # Words that mean yes.\n"
+        "    if str(x).lower() in ('1', 'yes', 'true'):\n"
+        "        return True\n"
+        "    return False\n"
+    ),
+    "tests/test_pkg.py": (
+        "from pkg import to_bool\n\n\n"
+        "def test_to_bool():\n"
+        "    assert to_bool('yes') is True\n"
+        "    assert to_bool('no') is False\n"
+    ),
+}
+
+
+def editable_venv(venv: Path, repo: Path) -> Path:
+    """A virtual environment at `venv` with `repo` installed editable by pip, with no build
+    isolation (offline); returns its python. It has this test run's pytest, pip, setuptools."""
+    import importlib.util
+    import sys
+
+    subprocess.run(
+        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
+        check=True,
+        timeout=120,
+    )
+    python = venv / "bin" / "python"
+    site = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    ).stdout.strip()
+    ours = set()
+    for name in ("pytest", "pip", "setuptools"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin is not None:
+            ours.add(str(Path(spec.origin).parent.parent))
+    (Path(site) / "test-tools.pth").write_text("".join(f"{p}\n" for p in sorted(ours)))
+    if subprocess.run([python, "-c", "import setuptools, pip"], timeout=60).returncode != 0:
+        pytest.skip("no setuptools or pip to install a package editable with")
+
+    def pip(*args: str | Path) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [python, "-m", "pip", *args], capture_output=True, text=True, timeout=300
+        )
+
+    install = ("install", "-q", "--no-build-isolation", "--no-deps", "-e", repo)
+    done = pip(*install)
+    if done.returncode != 0 and "bdist_wheel" in done.stdout + done.stderr:
+        # setuptools before 70.1 builds a wheel only with the `wheel` package beside it.
+        if pip("install", "-q", "wheel").returncode != 0:
+            pytest.skip("this setuptools needs the wheel package, and pip cannot get it")
+        done = pip(*install)
+    assert done.returncode == 0, done.stdout + done.stderr
+    return python
+
+
+@pytest.mark.parametrize("mechanisms", ["bwrap,landlock", "landlock"])
+def test_a_gate_importing_an_editable_install_judges_the_change_not_the_users_copy(
+    tmp_path, cli, mechanisms: str
+) -> None:
+    venv = tmp_path / "venv"
+    tasks = task_block(
+        "reword", "Reword a comment", "sed -i 's/Words that mean yes/Yes words/' src/pkg/*.py"
+    ) + task_block("break", "Break to_bool", "sed -i 's/return True/return False/' src/pkg/*.py")
+    gate = f"{venv}/bin/python -m pytest -q tests"
+    repo = make_project(tmp_path, tasks, gate=gate, extra_files=EDITABLE_PACKAGE)
+    python = editable_venv(venv, repo)
+    # The trap is set: outside the repository, pkg is the user's own copy. A gate that read
+    # it would pass the broken change (the user's copy is fine).
+    found = subprocess.run(
+        [python, "-c", "import pkg; print(pkg.__file__)"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert found.stdout.strip() == str(repo / "src" / "pkg" / "__init__.py")
+
+    data = run(cli, repo, env={"GITOPS_AGENT_SANDBOX": mechanisms})
+
+    results = {t["id"]: t for t in data["tasks"]}
+    assert results["break"]["outcome"] == "rolled_back"
+    assert "quality gate failed" in results["break"]["reason"]
+    if mechanisms == "landlock":
+        # Landlock alone cannot show the gate its tree at the repository's path: the user's
+        # copy is unreadable to it, so every gate fails, loudly, rather than judge that copy.
+        assert results["reword"]["outcome"] == "rolled_back"
+        assert session_branches(repo) == []
+    else:
+        # The gate sees the tree it judges at the repository's path: the harmless change
+        # passes (the control), the breaking one fails.
+        assert results["reword"]["outcome"] == "committed"
+        tip = git(repo, "rev-parse", data["branch"]).strip()
+        assert tip == results["reword"]["commit"]
+        text = show(repo, tip, "src/pkg/__init__.py")
+        assert "Yes words" in text and "return True" in text
+    assert (repo / "src" / "pkg" / "__init__.py").read_text() == EDITABLE_PACKAGE[
+        "src/pkg/__init__.py"
+    ]

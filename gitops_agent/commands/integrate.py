@@ -17,7 +17,8 @@ from typing import Any
 
 from gitops_agent.errors import UserError
 from gitops_agent.files import write_atomic
-from gitops_agent.gate import Gate, GateResult, resolve_gate, run_gate
+from gitops_agent.gate import Gate, resolve_gate
+from gitops_agent.gate.verdict import GateResult, run_baseline, run_gate, tree_lines
 from gitops_agent.git import Workspace
 from gitops_agent.git.merge import commit_merge, merge
 from gitops_agent.project import Base, load_base
@@ -206,28 +207,41 @@ def _gate(
 ) -> tuple[str, list[Candidate], list[LeftOut], str]:
     """Gate the merged tree; on failure, re-merge one branch at a time behind the gate."""
     timeout = base.project.constraints.task_timeout_minutes * 60
-    runner = Runner.create(base.project.constraints)
+    runner = Runner.create(base.project.constraints, repo_root=base.repo.root)
     if path.exists():
         shutil.rmtree(path)
     path.mkdir(parents=True)
     checkout = Workspace(base.repo, path / "tree")
     scratch = path / "scratch"
     try:
-        checkout.reset(tip)
-        first = run_gate(gate, checkout.path, timeout, runner, scratch)
+        checkout.reset(base.commit)
+        base_tree = base.repo.tree_of(base.commit)
+        baseline = run_baseline(
+            gate,
+            checkout.path,
+            tree=base_tree,
+            timeout=timeout,
+            runner=runner,
+            scratch=scratch,
+            source_line=tree_lines(base.repo, base_tree),
+        )
+
+        def judged(commit: str) -> GateResult:
+            """The gate on `commit`, judged against the base: only what it broke counts."""
+            checkout.reset(commit)
+            return run_gate(
+                gate,
+                checkout.path,
+                timeout=timeout,
+                runner=runner,
+                scratch=scratch,
+                source_line=tree_lines(base.repo, base.repo.tree_of(commit)),
+                baseline=baseline,
+            )
+
+        first = judged(tip)
         if first.passed:
             return tip, merged, [], f"passed on the merged result ({gate.source})"
-        checkout.reset(base.commit)
-        if not run_gate(gate, checkout.path, timeout, runner, scratch).passed:
-            return (
-                tip,
-                merged,
-                [],
-                (
-                    f"fails on the base {base.branch} already ({first.command}); "
-                    "not held against the tasks"
-                ),
-            )
         kept: list[Candidate] = []
         left_out: list[LeftOut] = []
         current = base.commit
@@ -236,8 +250,7 @@ def _gate(
             if isinstance(step, LeftOut):  # cannot happen: it merged onto more before
                 left_out.append(step)
                 continue
-            checkout.reset(step)
-            result: GateResult = run_gate(gate, checkout.path, timeout, runner, scratch)
+            result = judged(step)
             if result.passed:
                 current = step
                 kept.append(candidate)
@@ -245,7 +258,7 @@ def _gate(
                 left_out.append(
                     LeftOut(
                         candidate,
-                        f"the gate failed once it was merged ({result.command})",
+                        f"the gate failed once it was merged ({result.command}): {result.failure}",
                         output=result.output,
                     )
                 )

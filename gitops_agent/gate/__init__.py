@@ -1,26 +1,46 @@
-"""The quality gate: the base branch's checks, run confined on exactly the tree to commit."""
+"""The quality gate: the base branch's checks, run confined on exactly the tree to commit, and
+judged against what they found on the base (`baseline`), so a task fails only for what it broke.
+"""
 
 from __future__ import annotations
 
-import shlex
-import tempfile
+import hashlib
+import re
 from dataclasses import dataclass
-from pathlib import Path
 
+from gitops_agent import __version__
 from gitops_agent.git import Repo
 from gitops_agent.plan import Settings
-from gitops_agent.policy.masking import mask
-from gitops_agent.runner import Runner
 
 GATE_SCRIPT = ".ai-validation/check_quality.sh"
 OUTPUT_TAIL = 4000  # characters of a failing gate's output kept as feedback and evidence
+
+# A command that runs pytest gets its JUnit report collected without being asked.
+_RUNS_PYTEST = re.compile(r"(?<![\w./-])(?:py\.test|pytest)\b")
+_JUNIT_OPTION = re.compile(r"--junit-?xml(?:=|\s+)(\S+)")
+
+
+@dataclass(frozen=True, slots=True)
+class GateCommand:
+    """One command of the gate, and how its result is read."""
+
+    run: str  # given to bash -c
+    shown: str  # how messages name it
+    findings: bool = False  # only `path:line:` findings the change introduces count
+    junit: str | None = None  # a report the command writes in the checkout (relative)
+    pytest: bool = False  # runs pytest: its JUnit report is collected through PYTEST_ADDOPTS
+
+    @property
+    def expects_report(self) -> bool:
+        """Whether a missing JUnit report means the command did not do its job."""
+        return self.junit is not None or self.pytest
 
 
 @dataclass(frozen=True, slots=True)
 class Gate:
     """What to run: the plan's `gate:` commands, else the base's gate script (by content)."""
 
-    commands: tuple[str, ...]
+    commands: tuple[GateCommand, ...]
     script: bytes | None  # the script as committed on the base, so a changed copy never runs
     source: str  # where it came from, for messages
 
@@ -29,46 +49,54 @@ class Gate:
         """Files in the repository that define the gate (protected from the agent)."""
         return (GATE_SCRIPT,) if self.script is not None else ()
 
-
-@dataclass(frozen=True, slots=True)
-class GateResult:
-    passed: bool
-    command: str | None  # the command that failed
-    output: str  # the tail of the failing command's output ("" when it passed)
-    duration: float
+    @property
+    def key(self) -> str:
+        """Names this gate's definition, for the baseline cache: a new gate is a new baseline."""
+        digest = hashlib.sha256(__version__.encode())
+        for command in self.commands:
+            digest.update(repr(command).encode())
+        digest.update(self.script or b"")
+        return digest.hexdigest()[:16]
 
 
 def resolve_gate(repo: Repo, base_commit: str, settings: Settings) -> Gate | None:
     """The gate as the base commit defines it, or None when there is none."""
     if settings.gate:
-        return Gate(settings.gate, None, "`gate:` in the plan's front matter")
+        commands = tuple(
+            _command(entry.run, entry.run, findings=entry.findings, junit=entry.junit)
+            for entry in settings.gate
+        )
+        return Gate(commands, None, "`gate:` in the plan's front matter")
     script = repo.read_blob(base_commit, GATE_SCRIPT)
     if script is not None:
-        return Gate((), script, f"{GATE_SCRIPT} as committed on the base")
+        # Run the base's copy from outside the checkout (see run.py): the change must not
+        # judge itself. `{script}` is filled in with where that copy lies.
+        text = script.decode("utf-8", "replace")
+        command = _command("bash {script}", GATE_SCRIPT, findings=False, junit=None, body=text)
+        return Gate((command,), script, f"{GATE_SCRIPT} as committed on the base")
     return None
 
 
-def run_gate(gate: Gate, cwd: Path, timeout: float, runner: Runner, scratch: Path) -> GateResult:
-    """Run every command in order in `cwd`, each confined with a fresh `scratch` (HOME, TMPDIR);
-    stop at the first failure."""
-    total = 0.0
-    with tempfile.TemporaryDirectory(prefix="gitops-agent-gate-") as tmp:
-        commands = list(gate.commands)
-        if gate.script is not None:
-            # Run the base's copy from outside the checkout: the change must not judge itself.
-            script = Path(tmp) / "check_quality.sh"
-            script.write_bytes(gate.script)
-            commands = [f"bash {shlex.quote(str(script))}"]
-        for command in commands:
-            result = runner.run_gate(command, cwd, scratch, timeout=max(timeout - total, 1.0))
-            total += result.duration
-            if result.exit_code != 0:
-                shown = GATE_SCRIPT if gate.script is not None else command
-                if result.timed_out:
-                    why = f"[stopped: the gate ran past {timeout:.0f} s]\n"
-                else:
-                    why = f"[exit status {result.exit_code}]\n"
-                # Masked whole before the cut, so a cut cannot leave part of a secret.
-                output = mask(result.output + why)[-OUTPUT_TAIL:]
-                return GateResult(False, shown, output, total)
-    return GateResult(True, None, "", total)
+def _command(
+    run: str, shown: str, *, findings: bool, junit: str | None, body: str | None = None
+) -> GateCommand:
+    text = run if body is None else body
+    if junit is None and not findings:
+        named = _JUNIT_OPTION.search(text)
+        if named is not None:
+            path = named[1].strip("'\"")
+            if not _plain_relative(path):
+                # Somewhere the tool cannot read it from: judged by exit status alone.
+                return GateCommand(run, shown)
+            junit = path
+    pytest = not findings and junit is None and _RUNS_PYTEST.search(text) is not None
+    return GateCommand(run, shown, findings=findings, junit=junit, pytest=pytest)
+
+
+def _plain_relative(path: str) -> bool:
+    return (
+        bool(path)
+        and not path.startswith(("/", "~"))
+        and "$" not in path
+        and (".." not in path.split("/"))
+    )

@@ -15,6 +15,7 @@ from pygit2.enums import FileMode, ReferenceType, SortMode
 from gitops_agent.errors import UserError
 
 OWN_PREFIX = "refs/heads/autonomous/"
+TOOL_REF_PREFIX = "refs/gitops-agent/"
 DEFAULT_IDENTITY = ("gitops-agent", "gitops-agent@localhost")
 NO_TRAILERS: Mapping[str, str] = MappingProxyType({})
 _TRAILER_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
@@ -248,6 +249,60 @@ class Repo:
         except KeyError:
             return None
         return entry.data if isinstance(entry, pygit2.Blob) else None
+
+    # -- the tool's own refs, outside refs/heads (attempts kept as evidence) -------------------
+
+    def keep_commit(
+        self, refname: str, tree: str, parent: str, message: str, trailers: Mapping[str, str]
+    ) -> str:
+        """Commit `tree` on `parent` and point the new ref `refname` (under refs/gitops-agent/)
+        at it; refuses (RefMovedError) when the ref already exists."""
+        if not refname.startswith(TOOL_REF_PREFIX) or not pygit2.reference_is_valid_name(refname):
+            raise ValueError(f"not one of the tool's own refs: {refname!r}")
+        sig = self._signature()
+        parent_id = self._commit(parent).id
+        tree_id = self._repo[tree].peel(pygit2.Tree).id
+        text = full_message(message, trailers)
+        oid = self._repo.create_commit(None, sig, sig, text, tree_id, [parent_id])
+        try:
+            self._repo.create_reference(refname, oid, False, "gitops-agent: keep attempt")
+        except (pygit2.AlreadyExistsError, ValueError) as err:
+            raise RefMovedError(f"{refname} exists already; left as it is") from err
+        return str(oid)
+
+    def tool_refs(self, prefix: str) -> dict[str, tuple[str, int]]:
+        """Ref name -> (commit id, commit time) of every ref under `prefix` (refs/gitops-agent/)."""
+        found: dict[str, tuple[str, int]] = {}
+        for name in self._repo.references:
+            if name.startswith(prefix):
+                commit = self._repo.references[name].peel(pygit2.Commit)
+                found[name] = (str(commit.id), commit.commit_time)
+        return found
+
+    def delete_tool_ref(self, refname: str, expected: str) -> bool:
+        """Delete our ref if it still points at `expected`; False when it moved or is gone."""
+        if not refname.startswith(TOOL_REF_PREFIX):
+            raise ValueError(f"not one of the tool's own refs: {refname!r}")
+        ref = self._repo.references.get(refname)
+        if ref is None or str(ref.target) != expected:
+            return False
+        ref.delete()
+        return True
+
+    def tree_of(self, commit: str) -> str:
+        return str(self._commit(commit).tree_id)
+
+    def commit_message(self, commit: str) -> str:
+        return str(self._commit(commit).message)
+
+    def commit_parent(self, commit: str) -> str | None:
+        parents = self._commit(commit).parent_ids
+        return str(parents[0]) if parents else None
+
+    def patch(self, old: str, new: str) -> str:
+        """The unified diff from commit `old` to commit `new`, as `git diff` prints it."""
+        diff = self._commit(old).tree.diff_to_tree(self._commit(new).tree)
+        return str(diff.patch or "")
 
     # -- internals -------------------------------------------------------------------------
 

@@ -15,12 +15,14 @@ from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 
-from gitops_agent import __version__
+from gitops_agent import __version__, evidence
 from gitops_agent.agents import AgentSpec, require_installed, resolve_agent
 from gitops_agent.constraints import Constraints
 from gitops_agent.errors import UserError
 from gitops_agent.files import decode, write_atomic
-from gitops_agent.gate import Gate, resolve_gate, run_gate
+from gitops_agent.gate import Gate, resolve_gate
+from gitops_agent.gate.baseline import cached_baseline
+from gitops_agent.gate.verdict import GateRun, base_failures, run_baseline, tree_lines
 from gitops_agent.git import Repo
 from gitops_agent.git.remote import DEFAULT_REMOTE, adopt_remote_branch, remote_url
 from gitops_agent.github import PullRequest
@@ -43,7 +45,7 @@ from gitops_agent.review import tasks_awaiting_review
 from gitops_agent.runner import Runner
 from gitops_agent.runstate import RunState, run_lock
 from gitops_agent.session import queue as selection
-from gitops_agent.session.attempt import Context, Verdict, attempt
+from gitops_agent.session.attempt import AttemptResult, Context, Verdict, attempt
 from gitops_agent.session.places import Places, remove_leftovers, session_places
 
 BRANCH_PREFIX = "autonomous/"
@@ -75,7 +77,10 @@ def run_session(options: RunOptions, listener: Listener | None = None) -> Sessio
             for lock in repo.clear_own_ref_locks():
                 listener.note(f"Removed {lock}, left by the killed run.")
         remove_leftovers(repo)
-        return _Session.start(repo, state_dir, options, listener).run()
+        session = _Session.start(repo, state_dir, options, listener)
+        if session.constraints.keep_attempts_days:
+            evidence.prune(repo, session.constraints.keep_attempts_days)
+        return session.run()
 
 
 @dataclass
@@ -102,6 +107,8 @@ class _Session:
     marked: dict[str, str] | None = None  # task -> branch marking it NEEDS_HUMAN
     stopped: str | None = None  # why the session ended early
     gate_failed_on_base: bool = False
+    baseline: GateRun | None = None
+    started_clock: float = field(default_factory=time.monotonic)
     results: list[TaskResult] = field(default_factory=list)
 
     @classmethod
@@ -114,7 +121,7 @@ class _Session:
         session = new_session_id(started_at)
         chosen = base_of(repo, options.plan, options.constraints)
         project = chosen.project
-        runner = Runner.create(project.constraints)
+        runner = Runner.create(project.constraints, repo_root=repo.root)
         # A fresh clone (every scheduled run) continues the remote's memory branch.
         has_remote = remote_url(repo, DEFAULT_REMOTE) is not None
         if has_remote and adopt_remote_branch(repo, DEFAULT_REMOTE, MEMORY_BRANCH) == "diverged":
@@ -258,22 +265,7 @@ class _Session:
     def _run_queue(self, queue: list[Task], places: Places) -> None:
         assert self.gate is not None
         self.run_state.update(phase="baseline gate")
-        places.gate.reset(self.base_commit)
-        baseline = run_gate(
-            self.gate, places.gate.path, self._task_timeout(), self.runner, places.scratch
-        )
-        if self.runner.gate_leaves_no_trace:
-            places.gate.untouched()
-        if not baseline.passed:
-            self.gate_failed_on_base = True
-            self.stopped = (
-                f"the quality gate fails on {self.base} itself (`{baseline.command}`); "
-                "fix the base first"
-            )
-            for task in queue:
-                self._record(task, Outcome.SKIPPED, f"Not run: {self.stopped}.")
-            return
-        start = time.monotonic()
+        self.baseline = self._baseline(places)
         run_count = 0
         consecutive_failures = 0
         limits = self.constraints
@@ -288,10 +280,10 @@ class _Session:
                     f"Not run: the session limit is {limits.max_tasks_per_session} tasks.",
                 )
                 return
-            if time.monotonic() - start >= limits.max_session_minutes * 60:
+            if self._session_left() <= 0:
                 self._skip_all(
                     rest,
-                    f"Not run: the session time limit of {limits.max_session_minutes} "
+                    f"Not run: the session time limit of {limits.max_session_minutes:g} "
                     "minutes was reached.",
                 )
                 return
@@ -307,6 +299,38 @@ class _Session:
                 if more_left and consecutive_failures >= limits.max_consecutive_failures:
                     self.stopped = f"{consecutive_failures} consecutive failures"
 
+    def _baseline(self, places: Places) -> GateRun:
+        """What the gate finds on the base tree: from the cache when this base and this gate
+        were judged before, else run once, on a fresh tree."""
+        assert self.gate is not None
+        gate = self.gate
+        tree = self.repo.tree_of(self.base_commit)
+
+        def run() -> GateRun:
+            places.gate.reset(self.base_commit)
+            found = run_baseline(
+                gate,
+                places.gate.path,
+                tree=tree,
+                timeout=self._task_timeout(),
+                runner=self.runner,
+                scratch=places.scratch,
+                source_line=tree_lines(self.repo, tree),
+            )
+            if self.runner.gate_leaves_no_trace:
+                places.gate.untouched()
+            return found
+
+        baseline, cached = cached_baseline(self.state_dir, tree, gate.key, run)
+        if cached:
+            self.listener.note(f"The gate's result on {self.base} was judged before: reused.")
+        return baseline
+
+    def _session_left(self) -> float:
+        """Seconds left of the session's time budget."""
+        spent = time.monotonic() - self.started_clock
+        return self.constraints.max_session_minutes * 60.0 - spent
+
     def _skip_all(self, tasks: list[Task], reason: str) -> None:
         for task in tasks:
             self._record(task, Outcome.SKIPPED, reason)
@@ -315,25 +339,37 @@ class _Session:
         return self.constraints.task_timeout_minutes * 60.0
 
     def _run_task(self, task: Task, places: Places) -> TaskResult:
-        assert self.gate is not None
+        assert self.gate is not None and self.baseline is not None
         ctx = Context(
             repo=self.repo,
             places=places,
             runner=self.runner,
             constraints=self.constraints,
             gate=self.gate,
+            baseline=self.baseline,
             agent=self.agent,
             plan_path=self.project.plan.path,
             protected_paths=(*self.project.protected_paths, *self._gate_paths()),
         )
         attempts = self.constraints.max_attempts
         started = time.monotonic()
+        task_budget = self._task_timeout()
         feedback: str | None = None
+        seen: set[str | None] = set()
+        kept: list[str] = []
+        result = AttemptResult(Verdict.FAILED, "The task was not attempted.")
+        number = 0
         for number in range(1, attempts + 1):
+            left = min(task_budget - (time.monotonic() - started), self._session_left())
+            if left <= 0:
+                result = replace(result, failure=self._out_of_time(result, task_budget))
+                number -= 1
+                break
             self._phase(task, "agent", number, attempts)
             prompt = None if task.run is not None else self._prompt(task, feedback)
             phase = partial(self._phase, task, attempt=number, attempts=attempts)
-            result = attempt(ctx, task, self.tip, prompt, phase)
+            result = attempt(ctx, task, self.tip, prompt, phase, timeout=left)
+            kept += self._keep(task, number, result)
             if result.verdict is Verdict.LIMITED:
                 assert result.rate_limit is not None
                 when = result.rate_limit.resume_at
@@ -346,6 +382,7 @@ class _Session:
                     f"Not finished: the agent hit its usage limit ({said}).{resume}",
                     attempts=number,
                     duration=time.monotonic() - started,
+                    evidence=tuple(kept),
                 )
             if result.verdict is Verdict.PASSED:
                 assert result.tree is not None
@@ -359,10 +396,22 @@ class _Session:
                     attempts=number,
                     duration=time.monotonic() - started,
                     changed_files=result.changed,
+                    evidence=tuple(kept),
+                    already_failing=result.already_failing,
                 )
             feedback = _feedback(number, result.failure, result.violations, result.output)
             if result.verdict is Verdict.STOPPED:
                 break
+            if task.run is not None:
+                break  # a command given the same tree does the same again: never retried
+            if result.candidate in seen:
+                result = replace(
+                    result,
+                    failure=f"{result.failure} No retry: the attempt changed nothing new "
+                    "(its result was the same as an earlier attempt's).",
+                )
+                break
+            seen.add(result.candidate)
         return self._record(
             task,
             Outcome.ROLLED_BACK,
@@ -371,7 +420,37 @@ class _Session:
             duration=time.monotonic() - started,
             violations=result.violations,
             gate_output=result.output,
+            evidence=tuple(kept),
+            already_failing=result.already_failing,
         )
+
+    def _out_of_time(self, last: AttemptResult, task_budget: float) -> str:
+        if self._session_left() <= 0:
+            spent = f"The session's time budget of {self.constraints.max_session_minutes:g} "
+        else:
+            spent = f"The task's time budget of {task_budget / 60:g} "
+        return f"{last.failure} {spent}minutes is spent, so it was not tried again."
+
+    def _keep(self, task: Task, number: int, result: AttemptResult) -> list[str]:
+        """Keep the attempt's evidence under refs/gitops-agent/attempts/ (unless the
+        constraints say `keep_attempts_days: 0`); returns the ref, as a list of zero or one."""
+        if self.constraints.keep_attempts_days == 0:
+            return []
+        record = evidence.Evidence(
+            session=self.session,
+            task_id=task.id,
+            number=number,
+            verdict=result.verdict.value,
+            failure=result.failure,
+            details=result.violations,
+            already_failing=result.already_failing,
+            gate_output=result.output,
+            transcript=result.transcript,
+            transcript_label="Command output" if task.run is not None else "Agent output",
+            tip=self.tip,
+            tree=result.candidate,
+        )
+        return [evidence.keep(self.repo, record)]
 
     def _prompt(self, task: Task, feedback: str | None) -> str:
         c = self.constraints
@@ -446,6 +525,7 @@ class _Session:
             gate_failed_on_base=self.gate_failed_on_base,
             confinement=self.runner.sandbox.describe(),
             unconfined=not self.runner.sandbox.confined,
+            base_failures=base_failures(self.baseline) if self.baseline is not None else (),
         )
         if self.branch_made:
             pr_path = self.state_dir / "sessions" / self.session / "pr-body.md"
@@ -470,6 +550,7 @@ def _pr_body(result: SessionResult, constraints: Constraints) -> str:
         result=result,
         committed=committed,
         others=others,
+        evidence=any(t.evidence for t in result.tasks),
         constraints=constraints.path or "the default rules",
         version=__version__,
     )

@@ -8,18 +8,25 @@ status set to DONE, and that exact tree is materialised in the gate's workspace 
 from __future__ import annotations
 
 import enum
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from gitops_agent.agents import AgentResult, AgentSpec, RateLimit, run_agent, run_shell
 from gitops_agent.change import Refusal
 from gitops_agent.constraints import Constraints
 from gitops_agent.files import decode
-from gitops_agent.gate import Gate, run_gate
+from gitops_agent.gate import Gate
+from gitops_agent.gate.verdict import GateRun, run_gate, tree_lines
 from gitops_agent.git import Repo
-from gitops_agent.plan import Task, set_status
+from gitops_agent.plan import TESTS_YES, Task, set_status
 from gitops_agent.policy.inspect import inspect_change, show
 from gitops_agent.policy.masking import mask
+from gitops_agent.policy.tests_guard import (
+    TASK_CHANGES_TESTS_KEY,
+    guard_tests,
+    title_says_it_writes_tests,
+)
 from gitops_agent.runner import Runner
 from gitops_agent.session.places import Places
 
@@ -31,15 +38,21 @@ class Verdict(enum.Enum):
     LIMITED = "limited"  # the agent hit its usage limit: the session stops, not the task
 
 
+TRANSCRIPT_MAX = 64_000  # characters of an agent's output kept as evidence (the end of it)
+
+
 @dataclass(frozen=True, slots=True)
 class AttemptResult:
     verdict: Verdict
     failure: str = ""  # one sentence, "" when it passed
-    violations: tuple[str, ...] = ()
+    violations: tuple[str, ...] = ()  # rules broken, failing tests, new findings
     output: str = ""  # the failing gate's (or agent's) output, the end of it
     tree: str | None = None  # the tree to commit, when it passed
     changed: tuple[str, ...] = ()  # paths the change touched, when it passed
     rate_limit: RateLimit | None = None
+    candidate: str | None = None  # the tree the attempt left, passed or not (evidence)
+    transcript: str = ""  # the agent's (or command's) own output, masked, the end of it
+    already_failing: tuple[str, ...] = ()  # gate failures that were already on the base
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +64,7 @@ class Context:
     runner: Runner
     constraints: Constraints
     gate: Gate
+    baseline: GateRun
     agent: AgentSpec | None
     plan_path: str
     protected_paths: tuple[str, ...]
@@ -62,43 +76,74 @@ def attempt(
     tip: str,
     prompt: str | None,
     phase: Callable[[str], None] = lambda _name: None,
+    *,
+    timeout: float,
 ) -> AttemptResult:
-    """Run the task once on top of `tip`; `prompt` is None for a `Run:` task. `phase` hears
-    when the attempt moves on to "inspect" and to "gate"."""
-    ran = _run(ctx, task, tip, prompt)
+    """Run the task once on top of `tip` within `timeout` seconds, agent and gate together;
+    `prompt` is None for a `Run:` task. `phase` hears when the attempt moves on to "inspect"
+    and to "gate"."""
+    deadline = time.monotonic() + timeout
+    ran = _run(ctx, task, tip, prompt, timeout)
+    transcript = mask(ran.output)[-TRANSCRIPT_MAX:]  # masked whole: a cut may not split one
+    judged = _judge(ctx, task, tip, ran, phase, deadline)
+    return replace(judged, transcript=transcript)
+
+
+def _judge(
+    ctx: Context,
+    task: Task,
+    tip: str,
+    ran: AgentResult,
+    phase: Callable[[str], None],
+    deadline: float,
+) -> AttemptResult:
     c = ctx.constraints
+    who = "The command" if task.run is not None else "The agent"
     if ran.rate_limit is not None:
         return AttemptResult(Verdict.LIMITED, rate_limit=ran.rate_limit)
     if ran.timed_out:
         return AttemptResult(
             Verdict.STOPPED,
-            f"The agent ran past the task timeout of {c.task_timeout_minutes:g} minutes and was "
-            "stopped.",
+            f"{who} ran past its timeout and was stopped (a task may take "
+            f"{c.task_timeout_minutes:g} minutes, a session {c.max_session_minutes:g}).",
         )
     if ran.idle:
         return AttemptResult(
             Verdict.STOPPED,
-            f"The agent was silent for {c.idle_timeout_minutes:g} minutes and was stopped.",
-        )
-    if ran.exit_code != 0:
-        return AttemptResult(
-            Verdict.FAILED,
-            f"The agent exited with status {ran.exit_code}.",
-            output=mask(ran.output)[-2000:],  # masked whole: a cut may not split a secret
+            f"{who} was silent for {c.idle_timeout_minutes:g} minutes and was stopped.",
         )
     phase("inspect")
     edits, refusals = ctx.places.agent.capture(max_bytes=c.max_file_bytes)
     if refusals:
-        found = tuple(_refused(r) for r in refusals)
-        return _broke(found)
+        return _broke(tuple(_refused(r) for r in refusals))
     change = ctx.places.agent.change(edits)
+    if not _exit_ok(task, ran, changed=not change.is_empty, constraints=c):
+        return AttemptResult(
+            Verdict.FAILED,
+            f"{who} exited with status {ran.exit_code}.",
+            output=mask(ran.output)[-2000:],  # masked whole: a cut may not split a secret
+            candidate=change.tree,
+        )
     if change.is_empty:
-        return AttemptResult(Verdict.FAILED, "The agent changed nothing.")
-    violations = inspect_change(
-        change, c, estimated_lines=task.estimated_lines, protected_paths=ctx.protected_paths
-    )
+        return AttemptResult(Verdict.FAILED, f"{who} changed nothing.", candidate=change.tree)
+    violations = [
+        v.message
+        for v in inspect_change(
+            change, c, estimated_lines=task.estimated_lines, protected_paths=ctx.protected_paths
+        )
+    ]
+    may_change_tests = tests_may_change(task, c)
+    if not may_change_tests:
+        violations += [
+            v.message
+            for v in guard_tests(
+                change,
+                read_base=lambda path: ctx.repo.read_blob(tip, path),
+                read_new=lambda path: ctx.repo.read_tree_blob(change.tree, path),
+            )
+        ]
     if violations:
-        return _broke(tuple(v.message for v in violations))
+        return replace(_broke(tuple(violations)), candidate=change.tree)
     data = ctx.repo.read_tree_blob(change.tree, ctx.plan_path)
     assert data is not None  # the plan is protected: the change cannot remove it
     updated = set_status(decode(data, ctx.plan_path), task.id, "DONE", ctx.plan_path)
@@ -108,24 +153,62 @@ def attempt(
     gated = run_gate(
         ctx.gate,
         ctx.places.gate.path,
-        c.task_timeout_minutes * 60.0,
-        ctx.runner,
-        ctx.places.scratch,
+        timeout=max(deadline - time.monotonic(), 1.0),
+        runner=ctx.runner,
+        scratch=ctx.places.scratch,
+        source_line=tree_lines(ctx.repo, tree),
+        baseline=ctx.baseline,
+        tests_may_change=may_change_tests,
     )
     if ctx.runner.gate_leaves_no_trace:
         ctx.places.gate.untouched()
     if not gated.passed:
         return AttemptResult(
-            Verdict.FAILED, f"The quality gate failed: `{gated.command}`.", output=gated.output
+            Verdict.FAILED,
+            gated.failure,
+            violations=gated.details,
+            output=gated.output,
+            candidate=change.tree,
+            already_failing=gated.already_failing,
         )
-    return AttemptResult(Verdict.PASSED, tree=tree, changed=tuple(f.path for f in change.files))
+    return AttemptResult(
+        Verdict.PASSED,
+        tree=tree,
+        changed=tuple(f.path for f in change.files),
+        candidate=change.tree,
+        already_failing=gated.already_failing,
+    )
 
 
-def _run(ctx: Context, task: Task, tip: str, prompt: str | None) -> AgentResult:
+def tests_may_change(task: Task, constraints: Constraints) -> bool:
+    """Whether the task may change existing tests and test infrastructure: the constraints
+    turn the rule off, the plan says so (`Changes tests: yes`), or its title says it writes
+    tests."""
+    if not constraints.protect_tests:
+        return True
+    said = task.detail(TASK_CHANGES_TESTS_KEY)
+    if said is not None:
+        return said.value.strip().lower().rstrip(".") in TESTS_YES
+    return title_says_it_writes_tests(task.title)
+
+
+def _exit_ok(task: Task, ran: AgentResult, *, changed: bool, constraints: Constraints) -> bool:
+    """An agent must exit 0. A `Run:` codemod succeeds by its effect: exit 0, or 1 when it
+    changed files (pyupgrade, ruff --fix, black and isort say "I changed something" so), or a
+    status the constraints list in `run_ok_exit_codes`."""
+    if ran.exit_code == 0:
+        return True
+    if task.run is None:
+        return False
+    if constraints.run_ok_exit_codes:
+        return ran.exit_code in constraints.run_ok_exit_codes
+    return ran.exit_code == 1 and changed
+
+
+def _run(ctx: Context, task: Task, tip: str, prompt: str | None, timeout: float) -> AgentResult:
     workspace = ctx.places.agent
     workspace.reset(tip)
     c = ctx.constraints
-    timeout = c.task_timeout_minutes * 60.0
     idle = c.idle_timeout_minutes * 60.0 or None
     if task.run is not None:
         return run_shell(
