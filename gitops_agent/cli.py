@@ -195,6 +195,22 @@ def report(
         print(to_markdown(brief), end="")
 
 
+@app.command("show")
+def show_attempt(
+    attempt: Annotated[
+        str,
+        typer.Argument(
+            help="<session>/<task> (every attempt of the task) or <session>/<task>/<n>."
+        ),
+    ],
+    repo: RepoOption = None,
+) -> None:
+    """Print a kept attempt: why it ended so, the gate's result, the agent's output, its diff."""
+    from gitops_agent.commands.show import show
+
+    print(show(repo, attempt), end="")
+
+
 @app.command()
 def status(
     repo: RepoOption = None,

@@ -126,24 +126,19 @@ def _judge(
         )
     if change.is_empty:
         return AttemptResult(Verdict.FAILED, f"{who} changed nothing.", candidate=change.tree)
-    violations = [
-        v.message
-        for v in inspect_change(
-            change, c, estimated_lines=task.estimated_lines, protected_paths=ctx.protected_paths
-        )
-    ]
+    violations = inspect_change(
+        change, c, estimated_lines=task.estimated_lines, protected_paths=ctx.protected_paths
+    )
     may_change_tests = tests_may_change(task, c)
     if not may_change_tests:
-        violations += [
-            v.message
-            for v in guard_tests(
-                change,
-                read_base=lambda path: ctx.repo.read_blob(tip, path),
-                read_new=lambda path: ctx.repo.read_tree_blob(change.tree, path),
-            )
-        ]
+        violations += guard_tests(
+            change,
+            read_base=lambda path: ctx.repo.read_blob(tip, path),
+            read_new=lambda path: ctx.repo.read_tree_blob(change.tree, path),
+        )
     if violations:
-        return replace(_broke(tuple(violations)), candidate=change.tree)
+        ranked = sorted(violations, key=lambda v: _RANK.get(v.rule, len(_RANK)))
+        return replace(_broke(tuple(v.message for v in ranked)), candidate=change.tree)
     data = ctx.repo.read_tree_blob(change.tree, ctx.plan_path)
     assert data is not None  # the plan is protected: the change cannot remove it
     updated = set_status(decode(data, ctx.plan_path), task.id, "DONE", ctx.plan_path)
@@ -178,6 +173,32 @@ def _judge(
         candidate=change.tree,
         already_failing=gated.already_failing,
     )
+
+
+# Which broken rule a reason's headline names, when several are: the one that matters most to
+# a person (a secret, a protected file, a tampered test) before the ones that follow from it.
+_RANK = {
+    rule: rank
+    for rank, rule in enumerate(
+        (
+            "secret",
+            "protected-file",
+            "symlink-to-protected",
+            "symlink-outside",
+            "test-infrastructure",
+            "test-hook",
+            "test-config",
+            "skip-added",
+            "test-file-changed",
+            "forbidden-content",
+            "deleted-file",
+            "binary-file",
+            "oversized-file",
+            "outside-approved-dirs",
+            "line-budget",
+        )
+    )
+}
 
 
 def tests_may_change(task: Task, constraints: Constraints) -> bool:
