@@ -38,6 +38,7 @@ from typing import Any
 
 from markdown_it import MarkdownIt
 
+ATTEMPTS_REFS = "refs/gitops-agent/attempts/"
 OWN_REF_PREFIXES = (
     "refs/heads/autonomous/",
     "refs/gitops-agent/",
@@ -184,9 +185,20 @@ def files_containing(repo: Path, needle: str, ref_names: Iterable[str]) -> list[
 
 
 def object_ids_mentioning(repo: Path, needle: str, kinds: tuple[str, ...]) -> list[str]:
-    """Objects of these kinds, anywhere in the object store (reachable or not), holding `needle`."""
+    """Objects of these kinds, anywhere in the object store (reachable or not), holding `needle`,
+    but those of the attempts the tool itself keeps (their trees and messages are what the
+    agent left and said, masked, so they may well mention it)."""
     listing = git(repo, "cat-file", "--batch-all-objects", "--batch-check")
-    wanted = [line.split()[0] for line in listing.splitlines() if line.split()[1] in kinds]
+    kept = git(repo, "for-each-ref", "--format=%(objectname)", ATTEMPTS_REFS).split()
+    own: set[str] = set()
+    if kept:  # each kept commit, its tree and everything in it (not its parents)
+        listed = git(repo, "rev-list", "--objects", "--no-walk", *kept)
+        own = {line.split()[0] for line in listed.splitlines()}
+    wanted = [
+        line.split()[0]
+        for line in listing.splitlines()
+        if line.split()[1] in kinds and line.split()[0] not in own
+    ]
     if not wanted:
         return []
     out = git_run(repo, "cat-file", "--batch", input="".join(f"{o}\n" for o in wanted).encode())

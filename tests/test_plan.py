@@ -66,7 +66,8 @@ def test_front_matter_settings_and_objective() -> None:
         "### Ready for Autonomous Execution\n→ **[a]** Add tests for x\n  - Status: READY\n"
     )
     plan = parse_plan(text, "P.md")
-    assert plan.settings.base == "develop" and plan.settings.gate == ("make test",)
+    assert plan.settings.base == "develop"
+    assert [str(entry) for entry in plan.settings.gate or ()] == ["make test"]
     assert plan.objective == "Ship it"
     assert plan.tasks[0].line == 9  # line numbers count the front matter
 

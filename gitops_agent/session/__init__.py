@@ -550,7 +550,6 @@ def _pr_body(result: SessionResult, constraints: Constraints) -> str:
         result=result,
         committed=committed,
         others=others,
-        evidence=any(t.evidence for t in result.tasks),
         constraints=constraints.path or "the default rules",
         version=__version__,
     )
