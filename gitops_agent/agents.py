@@ -7,12 +7,13 @@ rate limit is told apart from one that failed the task, so a session can wait in
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
 import subprocess
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -69,6 +70,29 @@ class AgentSpec:
     # The CLI's version this preset was proven with, end to end (tests/test_real_agents.py);
     # None where only a stand-in has been run.
     proven_version: str | None = None
+    # How to bound the agent's turns (`max_agent_turns`): an option of its command line, or a
+    # key (dotted) of the JSON settings file among `home_files`; None where the CLI has neither.
+    turns_option: str | None = None
+    turns_setting: tuple[str, str] | None = None  # (home file, dotted key)
+
+    def with_turns(self, turns: int) -> AgentSpec:
+        """This agent, bounded to `turns` model turns where its CLI can be (0: unbounded)."""
+        if turns <= 0:
+            return self
+        if self.turns_option is not None:
+            return replace(self, command=f"{self.command} {self.turns_option} {turns}")
+        if self.turns_setting is not None:
+            name, key = self.turns_setting
+            files = dict(self.home_files)
+            settings = json.loads(files.get(name, "{}"))
+            *parents, last = key.split(".")
+            place = settings
+            for part in parents:
+                place = place.setdefault(part, {})
+            place[last] = turns
+            files[name] = json.dumps(settings) + "\n"
+            return replace(self, home_files=tuple(files.items()))
+        return self
 
 
 # Said, in one wording or another, by every API behind these CLIs.
@@ -151,6 +175,7 @@ PRESETS: dict[str, AgentSpec] = {
     "claude": AgentSpec(
         name="claude",
         command="claude -p --output-format text --dangerously-skip-permissions",
+        turns_option="--max-turns",
         rate_limit_patterns=_CLAUDE_LIMITS + _COMMON_LIMITS,
         env=_CLAUDE_ENV,
         proven_version="2.1.332",
@@ -211,6 +236,7 @@ PRESETS: dict[str, AgentSpec] = {
                 '{"security": {"auth": {"selectedType": "gemini-api-key"}}}\n',
             ),
         ),
+        turns_setting=(".gemini/settings.json", "model.maxSessionTurns"),
     ),
 }
 _ALIASES = {"claude-code": "claude"}
@@ -237,16 +263,7 @@ def resolve_agent(spec: str) -> AgentSpec:
         return AgentSpec(
             name="command", command=text, rate_limit_patterns=_ALL_LIMITS, env=_ALL_ENV
         )
-    return AgentSpec(
-        name=preset.name,
-        command=preset.command + rest,
-        rate_limit_patterns=preset.rate_limit_patterns,
-        retry_patterns=preset.retry_patterns,
-        env=preset.env,
-        leaves=preset.leaves,
-        home_files=preset.home_files,
-        proven_version=preset.proven_version,
-    )
+    return replace(preset, command=preset.command + rest)
 
 
 def run_agent(

@@ -39,9 +39,9 @@ DEFAULT_PROTECTED: tuple[str, ...] = (
     ".envrc",
     ".npmrc",
     ".pypirc",
-    # dependency manifests and lock files
+    # dependency manifests and lock files, at any depth (monorepos keep one in every package)
     "requirements*.txt",
-    "requirements/**",
+    "requirements/",
     "constraints*.txt",
     "pyproject.toml",
     "setup.py",
@@ -130,6 +130,12 @@ class Constraints:
     gate_env: tuple[str, ...] = ()  # more variables the gate is given
     memory_limit_mb: int = 8192  # data memory of each confined process; 0: no limit
     max_processes: int = 1024  # processes of the user, for non-root users; 0: no limit
+    # the gate and its evidence
+    protect_tests: bool = True  # existing tests and test infrastructure may not change
+    run_ok_exit_codes: tuple[int, ...] = ()  # (): 0, or 1 when a `Run:` command changed files
+    keep_attempts_days: int = 30  # how long every attempt's evidence is kept; 0: not kept
+    max_agent_turns: int = 0  # model turns an agent may take per attempt, where its CLI can
+    # be bounded (claude, gemini); 0: no limit
     # provenance
     path: str | None = None  # None: the built-in defaults (no constraints file)
     prose: str = ""  # the document's text, given to the agent in its prompt
@@ -146,8 +152,11 @@ _INT_SETTINGS = (
     "max_file_bytes",
     "memory_limit_mb",
     "max_processes",
+    "keep_attempts_days",
+    "max_agent_turns",
 )
-_BOOL_SETTINGS = ("require_tests", "allow_delete", "allow_binary", "scan_secrets")
+_BOOL_SETTINGS = ("require_tests", "allow_delete", "allow_binary", "scan_secrets", "protect_tests")
+_INT_LIST_SETTINGS = ("run_ok_exit_codes",)
 _LIST_SETTINGS = (
     "forbidden_words",
     "approved_dirs",
@@ -171,6 +180,7 @@ MACHINE_KEYS: tuple[str, ...] = (
     *(f"extra_{name}" for name in _LIST_SETTINGS),
     *_FLOAT_SETTINGS,
     *_CHOICE_SETTINGS,
+    *_INT_LIST_SETTINGS,
 )
 
 DEFAULT_PATH = "docs/autonomous-constraints.md"
@@ -291,6 +301,14 @@ def _apply(
         if value not in choices:
             raise ConstraintsError(f"`{key}` must be one of {', '.join(choices)}", path, line)
         values[key] = value
+    elif key in _INT_LIST_SETTINGS:
+        if not isinstance(value, list) or not all(
+            isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value
+        ):
+            raise ConstraintsError(
+                f"`{key}` must be a list of exit statuses (whole numbers 0 to 255)", path, line
+            )
+        values[key] = tuple(value)
     elif key in _BOOL_SETTINGS:
         if not isinstance(value, bool):
             raise ConstraintsError(f"`{key}` must be true or false", path, line)

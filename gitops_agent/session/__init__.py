@@ -347,7 +347,7 @@ class _Session:
             constraints=self.constraints,
             gate=self.gate,
             baseline=self.baseline,
-            agent=self.agent,
+            agent=self.agent.with_turns(self.constraints.max_agent_turns) if self.agent else None,
             plan_path=self.project.plan.path,
             protected_paths=(*self.project.protected_paths, *self._gate_paths()),
         )
