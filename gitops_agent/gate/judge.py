@@ -39,7 +39,9 @@ def judge(
         return _findings(base, new, name)
     if new.report_problem is not None:
         return Judgement(
-            False, f"The quality gate failed: {name} left no evidence ({new.report_problem})."
+            False,
+            f"The quality gate failed: {name} left no evidence ({new.report_problem}).",
+            no_evidence=True,
         )
     if new.tests is not None:
         return _tests(base, new, name, tests_may_change=tests_may_change)
