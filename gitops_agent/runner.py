@@ -6,6 +6,7 @@ there and in its working directory, nowhere else.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -30,16 +31,66 @@ SANDBOX_VARIABLE = "IS_SANDBOX"
 
 
 @dataclass(frozen=True, slots=True)
+class UserRepository:
+    """The user's repository as a gate must not see it: a gate judges its own tree, and an
+    editable install or an absolute path into the user's would import the wrong code."""
+
+    root: Path  # its working tree, where bubblewrap shows the gate its own tree instead
+    private: tuple[Path, ...]  # every working tree of the repository, and its git directories
+    objects: Path  # its object database, which the gate tree's `.git` borrows: read-only
+
+    @classmethod
+    def find(cls, root: Path) -> UserRepository:
+        """Read from git's own files: `.git` (a directory, or a file naming one), a linked
+        worktree's `commondir`, and the `gitdir` of each linked worktree."""
+        root = Path(os.path.realpath(root))
+        git_dir = _gitfile_target(root / ".git", root) or root / ".git"
+        common = git_dir
+        with contextlib.suppress(OSError):
+            common = _resolved(git_dir, (git_dir / "commondir").read_text().strip())
+        places = {root, git_dir, common}
+        if common.name == ".git":  # a main working tree holds it
+            places.add(common.parent)
+        for gitdir in (common / "worktrees").glob("*/gitdir"):
+            with contextlib.suppress(OSError):  # one being removed right now
+                places.add(_resolved(gitdir.parent, gitdir.read_text().strip()).parent)
+        present = [p for p in places if p.exists()]
+        outermost = [p for p in present if not any(o in p.parents for o in present)]
+        return cls(root, tuple(sorted(outermost)), common / "objects")
+
+
+def _resolved(base: Path, path: str) -> Path:
+    return Path(os.path.realpath(base / path))  # an absolute `path` replaces `base`
+
+
+def _gitfile_target(dotgit: Path, root: Path) -> Path | None:
+    """The git directory a `.git` file names (linked worktrees, submodules, --separate-git-dir)."""
+    if not dotgit.is_file():
+        return None
+    try:
+        first = dotgit.read_text(encoding="utf-8").splitlines()[0]
+    except (OSError, UnicodeDecodeError, IndexError):
+        return None
+    if not first.startswith("gitdir:"):
+        return None
+    return _resolved(root, first.removeprefix("gitdir:").strip())
+
+
+@dataclass(frozen=True, slots=True)
 class Runner:
     sandbox: Sandbox
     agent_env: tuple[str, ...]
     gate_env: tuple[str, ...]
     memory_bytes: int | None
     max_processes: int | None
+    repository: UserRepository | None = None  # the user's, kept from gates (None: not known)
 
     @classmethod
-    def create(cls, constraints: Constraints) -> Runner:
-        """The runner the constraints ask for; raises UserError when `required` cannot be met."""
+    def create(cls, constraints: Constraints, *, repo_root: Path | None = None) -> Runner:
+        """The runner the constraints ask for; raises UserError when `required` cannot be met.
+
+        `repo_root`: the user's repository, whose working tree gates must not see.
+        """
         line = constraints.sources.get("confinement")
         sandbox = choose(
             Confinement(constraints.confinement),
@@ -51,6 +102,7 @@ class Runner:
             gate_env=constraints.gate_env,
             memory_bytes=constraints.memory_limit_mb * 1024 * 1024 or None,
             max_processes=constraints.max_processes or None,
+            repository=None if repo_root is None else UserRepository.find(repo_root),
         )
 
     def run_agent(
@@ -104,19 +156,47 @@ class Runner:
         )
 
     def run_gate(
-        self, command: str, workdir: Path, scratch: Path, *, timeout: float
+        self,
+        command: str,
+        workdir: Path,
+        scratch: Path,
+        *,
+        timeout: float,
+        extra_env: Mapping[str, str] | None = None,
     ) -> ProcessResult:
         """One gate command in `workdir`: no network, no API keys; where the sandbox can, it
-        writes the workdir only through a throw-away overlay (`gate_leaves_no_trace`)."""
+        writes the workdir only through a throw-away overlay (`gate_leaves_no_trace`).
+        `extra_env` are the tool's own variables for it (where to write its report)."""
         home, tmp = fresh_scratch(scratch)
-        env = gate_environment(os.environ, home=home, tmp=tmp, listed=self.gate_env)
-        jail = replace(self._jail(workdir, scratch, env, network=False), overlay=True)
-        return run_confined(self.sandbox, command, jail, timeout=timeout)
+        env = {
+            **gate_environment(os.environ, home=home, tmp=tmp, listed=self.gate_env),
+            **(extra_env or {}),
+        }
+        return run_confined(
+            self.sandbox, command, self._gate_jail(workdir, scratch, env), timeout=timeout
+        )
 
     @property
     def gate_leaves_no_trace(self) -> bool:
         """Whether gates leave their workdir exactly as they found it."""
         return self.sandbox.leaves_no_trace
+
+    def gate_sees(self, workdir: Path) -> Path:
+        """Where a gate run in `workdir` sees it (and the paths in its output begin): at the
+        user's repository path where bubblewrap shows it there."""
+        if self.repository is not None and self.sandbox.bwrap is not None:
+            return self.repository.root
+        return workdir
+
+    def _gate_jail(self, workdir: Path, scratch: Path, env: Mapping[str, str]) -> Jail:
+        """A gate's jail: where the sandbox can, it writes its workdir only through a
+        throw-away overlay; under bubblewrap it sees that tree at the user's repository path.
+        Of the user's working trees and git directories it reads only the objects."""
+        jail = replace(self._jail(workdir, scratch, env, network=False), overlay=True)
+        user = self.repository
+        if user is None:
+            return jail
+        return replace(jail, shown_at=user.root, unreadable=user.private, readable=(user.objects,))
 
     def _jail(self, workdir: Path, scratch: Path, env: Mapping[str, str], *, network: bool) -> Jail:
         return Jail(

@@ -12,7 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from conftest import git, make_repo
 from gitops_agent.errors import UserError
+from gitops_agent.git import Repo, Workspace
+from gitops_agent.runner import Runner, UserRepository
 from gitops_agent.sandbox import (
     MECHANISMS_VARIABLE,
     Confinement,
@@ -287,3 +290,61 @@ def test_an_overlay_jail_leaves_its_workdir_as_it_was(jail: Jail) -> None:
     assert out == "changed\nnew\n"
     assert (jail.workdir / "kept.txt").read_text() == "kept\n"
     assert not (jail.workdir / "new.txt").exists()
+
+
+@pytest.mark.parametrize("overlay", [False, True], ids=["bind", "overlay"])
+@pytest.mark.parametrize("layout", ["plain", "linked worktree", "workspace inside .git"])
+@pytest.mark.parametrize("sandbox", MECHANISMS)
+def test_a_gate_sees_its_tree_at_the_repository_path_and_nothing_of_the_users(
+    sandbox: Sandbox, layout: str, overlay: bool, tmp_path: Path
+) -> None:
+    if overlay:
+        if sandbox.bwrap is None or not FOUND.overlay:
+            pytest.skip("needs bubblewrap with overlay support")
+        sandbox = Sandbox(sandbox.setting, sandbox.bwrap, sandbox.landlock_abi, overlay=True)
+    main = make_repo(tmp_path / "main", {"f.txt": "committed\n"})
+    git(main, "config", "gitops.marker", "USER-GIT-CONFIG")
+    root = main
+    if layout == "linked worktree":
+        root = tmp_path / "linked"
+        git(main, "worktree", "add", "-q", str(root), "-b", "linked")
+    work = main / ".git" / "work" if layout == "workspace inside .git" else tmp_path / "work"
+    for tree in {main, root}:
+        (tree / "f.txt").write_text("user's own copy\n")
+    repo = Repo.open(root)
+    workspace = Workspace(repo, work / "gate")
+    workspace.reset(repo.resolve_commit("HEAD"))
+    gate = (
+        f"pwd; cat {root}/f.txt {main}/f.txt {main}/.git/config f.txt; "
+        "git log --format=%s -1; echo written > f.txt && cat f.txt"
+    )
+
+    def run(user: UserRepository | None) -> tuple[str, str]:
+        workspace.reset(repo.resolve_commit("HEAD"))
+        runner = Runner(sandbox, (), (), None, None, user)
+        result = runner.run_gate(gate, workspace.path, work / "scratch", timeout=30)
+        assert result.exit_code == 0, result.output
+        return result.output.split("\n", 1)[0], result.output
+
+    # What the gates did before: an editable install or an absolute path into the user's
+    # tree found the user's copy, not the tree being judged.
+    _, unhidden = run(None)
+    assert "user's own copy" in unhidden
+
+    cwd, out = run(UserRepository.find(root))
+    assert "user's own copy" not in out and "USER-GIT-CONFIG" not in out
+    assert "committed\n" in out and "initial\n" in out  # its tree, and git reads its objects
+    assert "written\n" in out
+    if sandbox.bwrap is not None:
+        assert cwd == str(root)  # shown at the repository's path, which is its tree
+        # Its f.txt, by name and at the repository's path (the main tree's path too when that
+        # is the repository; beside a linked worktree, the main tree is an empty directory).
+        assert out.count("committed\n") == (3 if root == main else 2)
+    else:
+        # Landlock alone cannot show it elsewhere: it stays in its workspace, and reading the
+        # user's copy is refused.
+        assert cwd == str(workspace.path)
+        assert "Permission denied" in out
+    for tree in {main, root}:
+        assert (tree / "f.txt").read_text() == "user's own copy\n"
+    assert "USER-GIT-CONFIG" in (main / ".git" / "config").read_text()

@@ -155,9 +155,10 @@ def restrict(
     network: bool,
     abi: int,
     hidden: list[str] | None = None,
+    readable: list[str] | None = None,
 ) -> None:
     """Allow writes only beneath `writable` (and to `write_files`); TCP only when `network`;
-    no reading of `hidden` paths."""
+    no reading of `hidden` paths, but for `readable` ones beneath them (and `writable`)."""
     libc = _libc()
     libc.syscall.restype = ctypes.c_long
     handled = _WRITE_ABI1 | (_READ if hidden else 0)
@@ -184,6 +185,7 @@ def restrict(
     try:
         for path, rights in [
             *(read_rules(hidden) if hidden else []),
+            *((p, _READ) for p in (readable or []) if hidden),
             *((p, dir_rights) for p in writable),
             *((p, file_rights) for p in write_files),
         ]:
@@ -225,7 +227,7 @@ def drop_capabilities() -> None:
 
 _FLAGS = ("--network", "--die-with-parent")
 _VALUES = ("--landlock-abi", "--memory-bytes", "--max-processes")
-_LISTS = ("--write", "--write-file", "--hide")
+_LISTS = ("--write", "--write-file", "--hide", "--read")
 
 
 def options(
@@ -234,6 +236,7 @@ def options(
     writable: list[str],
     write_files: list[str],
     hidden: list[str],
+    readable: list[str],
     network: bool,
     memory_bytes: int | None,
     max_processes: int | None,
@@ -248,7 +251,12 @@ def options(
     ):
         if value is not None:
             args += [name, str(value)]
-    for name, paths in (("--write", writable), ("--write-file", write_files), ("--hide", hidden)):
+    for name, paths in (
+        ("--write", writable),
+        ("--write-file", write_files),
+        ("--hide", hidden),
+        ("--read", readable),
+    ):
         for path in paths:
             args += [name, path]
     if network:
@@ -303,6 +311,7 @@ def _apply(spec: dict[str, object]) -> None:
             network=bool(spec.get("--network")),
             abi=abi,
             hidden=list(spec["--hide"]),  # type: ignore[call-overload]
+            readable=list(spec["--read"]),  # type: ignore[call-overload]
         )
     elif libc.prctl(_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0:
         raise _fail("cannot set no_new_privs")

@@ -7,7 +7,9 @@ Two mechanisms, used together where both work:
 - Landlock: the kernel refuses every write outside the command's own directories, hard links and
   renames across that boundary, signals and ptrace to processes outside, and (ABI 4+) TCP.
 Either alone keeps the promises that matter (nothing written outside, nothing survives, no tool
-environment); `doctor` and `status` say which are in force.
+environment); `doctor` and `status` say which are in force. A jail may also show its workdir at
+another path (bubblewrap) and keep directories from being read (both): a gate sees its tree where
+the user's repository is, and nothing of the user's own.
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ from .process import ProcessResult, find_bash, run_program
 
 MECHANISMS_VARIABLE = "GITOPS_AGENT_SANDBOX"  # limits the mechanisms tried: bwrap, landlock, none
 BWRAP_VARIABLE = "GITOPS_AGENT_BWRAP"  # a bwrap binary to use instead of looking for one
-_LAUNCHER = Path(_enter.__file__)
+_LAUNCHER = Path(os.path.realpath(_enter.__file__))
 # Devices any program may write (and truncate) without reaching anything of the machine.
 _WRITABLE_DEVICES = ("/dev/null", "/dev/zero", "/dev/full", "/dev/tty", "/dev/ptmx")
 # Sockets of services that would act for the account (a container engine runs anything as
@@ -159,6 +161,14 @@ class Jail:
     overlay: bool = False
     memory_bytes: int | None = None  # data (heap and private writable mappings) of each process
     max_processes: int | None = None  # processes of the user (not enforced for root)
+    # Where bubblewrap shows `workdir` (then its current directory) instead of at its own path:
+    # the user's repository, so that absolute paths into it resolve to this tree.
+    shown_at: Path | None = None
+    # Directories it must not read (resolved): covered by empty ones under bubblewrap, refused
+    # by Landlock alone. `readable` ones beneath them (or beneath `shown_at`) stay readable: read
+    # only, or, inside the shown workdir, written through its throw-away overlay.
+    unreadable: tuple[Path, ...] = ()
+    readable: tuple[Path, ...] = ()
 
 
 def probe() -> Mechanisms:
@@ -313,6 +323,47 @@ def _bwrap_hide(hidden: list[str]) -> list[str]:
     return args
 
 
+def _beneath(path: str, roots: list[str]) -> bool:
+    """Whether `path` is one of `roots` or inside one (all absolute and resolved)."""
+    return any(path == root or path.startswith(root.rstrip("/") + "/") for root in roots)
+
+
+def _bwrap_views(sandbox: Sandbox, jail: Jail, cwd: str) -> list[str]:
+    """Mounts of the command's workdir (at `cwd`), its other writable places and the views the
+    jail asks for, in an order where each destination exists when it is mounted. Sources are
+    read from the machine's own view, so a mount may cover the place another comes from (a
+    workspace under the repository shown over it)."""
+    workdir = str(jail.workdir)
+    covered = [str(p) for p in jail.unreadable if not _beneath(str(p), [cwd]) and p.is_dir()]
+    args: list[str] = []
+    for path in covered:  # emptied now, read-only once everything is mounted inside
+        args += ["--tmpfs", path]
+    if jail.overlay and sandbox.leaves_no_trace:
+        args += ["--overlay-src", workdir, "--tmp-overlay", cwd]
+    else:
+        args += ["--bind", workdir, cwd]
+    shadowed = [*covered, cwd] if cwd != workdir else covered
+    for path in (str(p) for p in jail.readable):
+        if not os.path.isdir(path) or not _beneath(path, shadowed):
+            continue
+        if jail.overlay and sandbox.leaves_no_trace and _beneath(path, [cwd]):
+            # In the shown tree (the objects its `.git` borrows): written through a throw-away
+            # layer, like the rest of that tree.
+            args += ["--overlay-src", path, "--tmp-overlay", path]
+        else:
+            args += ["--ro-bind", path, path]
+    # What the launcher runs on, as it is on the machine.
+    needed = (sys.executable, sys.base_prefix, str(_LAUNCHER))
+    for path in (os.path.realpath(p) for p in needed):
+        if _beneath(path, shadowed):
+            args += ["--ro-bind", path, path]
+    for place in jail.writable:
+        args += ["--bind", str(place), str(place)]
+    for path in covered:
+        args += ["--remount-ro", path]
+    return args
+
+
 def _bwrap_base(*, network: bool) -> list[str]:
     args = [
         "--die-with-parent",
@@ -405,7 +456,14 @@ def run_confined(
     argv = [bash, "-c", command]
     if sandbox.confined:
         hidden = hidden_paths()
-        writable = [str(p) for p in (jail.workdir, *jail.writable)]
+        readable: list[str] = []
+        cwd = str(jail.workdir)
+        if sandbox.bwrap is not None:
+            cwd = str(jail.shown_at or jail.workdir)
+        else:  # Landlock alone refuses what bubblewrap would cover
+            hidden = sorted({*hidden, *(str(p) for p in jail.unreadable)})
+            readable = [str(p) for p in jail.readable]
+        writable = [cwd, *(str(p) for p in jail.writable)]
         devices = list(_WRITABLE_DEVICES)
         if sandbox.bwrap is not None:
             writable.append("/dev/shm")  # bubblewrap's own, empty and private
@@ -414,27 +472,24 @@ def run_confined(
             writable=writable,
             write_files=devices,
             hidden=hidden,
+            readable=readable,
             network=jail.network,
             memory_bytes=jail.memory_bytes,
             max_processes=jail.max_processes,
             die_with_parent=True,
         )
-        argv = [sys.executable, "-I", "-S", str(_LAUNCHER), *spec, "--", *argv]
+        # The interpreter itself, not a virtual environment's link to it (-S needs none), so
+        # that it starts wherever the jail's views put that environment.
+        python = os.path.realpath(sys.executable)
+        argv = [python, "-I", "-S", str(_LAUNCHER), *spec, "--", *argv]
         if sandbox.bwrap is not None:
-            binds: list[str] = []
-            if jail.overlay and sandbox.leaves_no_trace:
-                binds += ["--overlay-src", str(jail.workdir), "--tmp-overlay", str(jail.workdir)]
-            else:
-                binds += ["--bind", str(jail.workdir), str(jail.workdir)]
-            for path in jail.writable:
-                binds += ["--bind", str(path), str(path)]
             argv = [
                 sandbox.bwrap,
                 *_bwrap_base(network=jail.network),
                 *_bwrap_hide(hidden),
-                *binds,
+                *_bwrap_views(sandbox, jail, cwd),
                 "--chdir",
-                str(jail.workdir),
+                cwd,
                 "--",
                 *argv,
             ]
