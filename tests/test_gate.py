@@ -266,3 +266,23 @@ def test_every_attempt_of_a_rolled_back_task_can_be_shown(tmp_path, cli) -> None
     assert git(repo, "branch", "--list", "autonomous/2*") == ""  # never a branch
     missing = cli("show", f"{data['session']}/t1/9", cwd=repo)
     assert missing.returncode == 2 and "no attempt" in missing.stderr
+
+
+@pytest.mark.parametrize(
+    ("gate", "words"),
+    [
+        ("no-such-test-runner --all", "could not run on the base (exit status 127)"),
+        (f"{sys.executable} -m pytest -q -p no:cacheprovider tests", "passes no test"),
+    ],
+)
+def test_a_gate_that_cannot_judge_anything_on_the_base_stops_the_session(
+    tmp_path, cli, gate, words
+) -> None:
+    # Forgiving "the same failure as on the base" would let every change through: a gate that
+    # cannot start, or whose tests cannot even import the project (no PYTHONPATH), judges none.
+    repo = project(
+        tmp_path, task("t1", "Add a version", "echo 'V = 2' > src/version.py"), gate=[gate]
+    )
+    entry = only(run(cli, repo))
+    assert entry["outcome"] == "skipped"
+    assert "cannot judge a change" in entry["reason"] and words in entry["reason"]

@@ -108,7 +108,8 @@ def run_command(
     output = mask(result.output + why)[-OUTPUT_TAIL:]
     exit_code = None if result.timed_out else result.exit_code
     if command.findings:
-        found = parse_findings(mask(result.output), root=str(cwd), source_line=source_line)
+        root = str(runner.gate_sees(cwd))  # where absolute paths in its output begin
+        found = parse_findings(mask(result.output), root=root, source_line=source_line)
         return CommandRun(command.shown, exit_code, output, result.duration, findings=found)
     tests, problem = None, None
     if command.junit is not None:

@@ -156,3 +156,25 @@ def base_failures(baseline: GateRun) -> tuple[str, ...]:
         elif run.exit_code != 0:
             lines.append(f"{name} exits with status {run.exit_code}")
     return tuple(lines)
+
+
+# Exit statuses of bash meaning the command could not be run at all (not executable, not found).
+_CANNOT_RUN = (126, 127)
+
+
+def cannot_judge(baseline: GateRun) -> str | None:
+    """Why the gate, as it ran on the base, cannot judge any change (None when it can): it ran
+    out of time, could not start, left no report where one was expected, or ran tests of
+    which none passed (a project that cannot even be imported). Forgiving "the same failure as
+    on the base" would then let every change through."""
+    for run in baseline.runs:
+        name = f"`{run.shown}`"
+        if run.timed_out:
+            return f"{name} ran past its time limit on the base"
+        if run.exit_code in _CANNOT_RUN:
+            return f"{name} could not run on the base (exit status {run.exit_code})"
+        if run.report_problem is not None:
+            return f"{name} left no evidence on the base: {run.report_problem}"
+        if run.tests is not None and run.tests.failed and not run.tests.passed:
+            return f"{name} passes no test on the base ({run.tests.failed} fail)"
+    return None

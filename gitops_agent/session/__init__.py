@@ -22,7 +22,13 @@ from gitops_agent.errors import UserError
 from gitops_agent.files import decode, write_atomic
 from gitops_agent.gate import Gate, resolve_gate
 from gitops_agent.gate.baseline import cached_baseline
-from gitops_agent.gate.verdict import GateRun, base_failures, run_baseline, tree_lines
+from gitops_agent.gate.verdict import (
+    GateRun,
+    base_failures,
+    cannot_judge,
+    run_baseline,
+    tree_lines,
+)
 from gitops_agent.git import Repo
 from gitops_agent.git.remote import DEFAULT_REMOTE, adopt_remote_branch, remote_url
 from gitops_agent.github import PullRequest
@@ -266,6 +272,12 @@ class _Session:
         assert self.gate is not None
         self.run_state.update(phase="baseline gate")
         self.baseline = self._baseline(places)
+        broken = cannot_judge(self.baseline)
+        if broken is not None:
+            self.gate_failed_on_base = True
+            self.stopped = f"the quality gate cannot judge a change: {broken}; fix the base first"
+            self._skip_all(queue, f"Not run: {self.stopped}.")
+            return
         run_count = 0
         consecutive_failures = 0
         limits = self.constraints
