@@ -163,18 +163,34 @@ class Runner:
         *,
         timeout: float,
         extra_env: Mapping[str, str] | None = None,
+        outputs: Mapping[str, str] | None = None,
     ) -> ProcessResult:
         """One gate command in `workdir`: no network, no API keys; where the sandbox can, it
         writes the workdir only through a throw-away overlay (`gate_leaves_no_trace`).
-        `extra_env` are the tool's own variables for it (where to write its report)."""
+        `extra_env` are the tool's own variables for it (where to write its report).
+        `outputs` (path in the workdir -> file name in its TMPDIR) are files it writes in its
+        workdir that the caller reads afterwards from its TMPDIR: empty when it wrote none, never
+        what the tree held there."""
         home, tmp = fresh_scratch(scratch)
         env = {
             **gate_environment(os.environ, home=home, tmp=tmp, listed=self.gate_env),
             **(extra_env or {}),
         }
-        return run_confined(
-            self.sandbox, command, self._gate_jail(workdir, scratch, env), timeout=timeout
-        )
+        jail = self._gate_jail(workdir, scratch, env)
+        kept: list[tuple[str, Path]] = []
+        for rel, name in (outputs or {}).items():
+            (tmp / name).touch()
+            kept.append((rel, tmp / name))
+            if not jail.overlay or not self.sandbox.leaves_no_trace:
+                (workdir / rel).unlink(missing_ok=True)  # what the tree held there is no report
+        jail = replace(jail, outputs=tuple(kept))
+        result = run_confined(self.sandbox, command, jail, timeout=timeout)
+        if not jail.overlay or not self.sandbox.leaves_no_trace:
+            for rel, target in kept:  # written in the workdir itself: taken from there
+                written = workdir / rel
+                if written.is_file() and not written.is_symlink():
+                    os.replace(written, target)
+        return result
 
     @property
     def gate_leaves_no_trace(self) -> bool:

@@ -286,3 +286,48 @@ def test_a_gate_that_cannot_judge_anything_on_the_base_stops_the_session(
     entry = only(run(cli, repo))
     assert entry["outcome"] == "skipped"
     assert "cannot judge a change" in entry["reason"] and words in entry["reason"]
+
+
+@pytest.mark.parametrize("mechanisms", ["bwrap,landlock", "landlock"])
+def test_a_report_the_gate_names_in_the_checkout_is_read_where_it_wrote_it(
+    tmp_path, cli, mechanisms
+) -> None:
+    gate = f"PYTHONPATH=src {sys.executable} -m pytest -q -p no:cacheprovider tests"
+    named = {"run": f"{gate} --junitxml=build/junit.xml"}
+    repo = project(
+        tmp_path,
+        task("ok", "Add a version", "echo 'V = 2' > src/version.py")
+        + task("bad", "Tweak add", "sed -i 's/return a + b/return a + b + 1/' src/calc.py"),
+        gate=[named],
+    )
+    data = cli("run", "--json", cwd=repo, env={"GITOPS_AGENT_SANDBOX": mechanisms})
+    by_id = {t["id"]: t for t in json.loads(data.stdout)["tasks"]}
+    assert by_id["ok"]["outcome"] == "committed", by_id["ok"]["reason"]
+    assert by_id["bad"]["outcome"] == "rolled_back"
+    assert "1 test that passed on the base" in by_id["bad"]["reason"]
+
+
+@pytest.mark.parametrize("mechanisms", ["bwrap,landlock", "landlock"])
+def test_a_report_planted_in_the_tree_is_not_taken_for_the_gates(tmp_path, cli, mechanisms) -> None:
+    fake = '<testsuite tests="1"><testcase classname="t" name="test_all"/></testsuite>'
+    script = f"touch src/skip_tests\nmkdir -p build\necho '{fake}' > build/junit.xml\n"
+    # The agent's marker makes the gate skip its tests (and so write no report): what the
+    # tree holds where the report goes must not stand in for it.
+    gate = f"test -f src/skip_tests || {PYTEST_GATE} --junitxml=build/junit.xml"
+    repo = project(
+        tmp_path,
+        task("t1", "Improve calc"),
+        gate=[gate],
+        rules="max_attempts: 1\napproved_dirs: ['.']\n",
+    )
+    result = cli(
+        "run",
+        "--json",
+        "--agent-command",
+        agent(tmp_path, script + BREAK_ADD),
+        cwd=repo,
+        env={"GITOPS_AGENT_SANDBOX": mechanisms},
+    )
+    entry = only(json.loads(result.stdout))
+    assert entry["outcome"] == "rolled_back"
+    assert "left no evidence" in entry["reason"]

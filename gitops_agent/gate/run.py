@@ -19,6 +19,7 @@ from gitops_agent.runner import Runner
 
 JUNIT_VARIABLE = "GITOPS_AGENT_JUNIT"  # where a gate command may write its JUnit report
 REPORT_MAX_BYTES = 20_000_000
+NAMED_REPORT = "gitops-agent-named-report.xml"  # in the command's TMPDIR
 
 # (path, line) -> that line of the tree being judged, for findings' fingerprints
 SourceLine = Callable[[str, int], "str | None"]
@@ -98,7 +99,8 @@ def run_command(
                 else ""
             )
             env["PYTEST_ADDOPTS"] = f"{addopts} --junitxml={report}".strip()
-        result = runner.run_gate(run, cwd, scratch, timeout=timeout, extra_env=env)
+        outputs = {command.junit: NAMED_REPORT} if command.junit is not None else {}
+        result = runner.run_gate(run, cwd, scratch, timeout=timeout, extra_env=env, outputs=outputs)
     why = (
         f"[stopped: the gate ran past {timeout:.0f} s]\n"
         if result.timed_out
@@ -113,7 +115,7 @@ def run_command(
         return CommandRun(command.shown, exit_code, output, result.duration, findings=found)
     tests, problem = None, None
     if command.junit is not None:
-        tests, problem = _read_report(cwd / command.junit, command.junit)
+        tests, problem = _read_report(scratch / "tmp" / NAMED_REPORT, command.junit)
     elif command.pytest or report.exists():
         tests, problem = _read_report(report, "its JUnit report")
     return CommandRun(command.shown, exit_code, output, result.duration, tests, problem)
@@ -127,6 +129,8 @@ def _read_report(path: Path, name: str) -> tuple[TestReport | None, str | None]:
         return None, f"{name} was not written"
     except OSError as err:
         return None, f"{name} could not be read ({err.strerror})"
+    if not data:
+        return None, f"{name} was not written"
     try:
         return parse_junit(data, max_bytes=REPORT_MAX_BYTES), None
     except ReportError as err:

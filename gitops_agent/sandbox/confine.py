@@ -169,6 +169,9 @@ class Jail:
     # only, or, inside the shown workdir, written through its throw-away overlay.
     unreadable: tuple[Path, ...] = ()
     readable: tuple[Path, ...] = ()
+    # Files it writes in its workdir that the caller reads afterwards: (path in the workdir,
+    # file on the machine). Through bubblewrap's throw-away overlay, that file is bound there.
+    outputs: tuple[tuple[str, Path], ...] = ()
 
 
 def probe() -> Mechanisms:
@@ -359,6 +362,9 @@ def _bwrap_views(sandbox: Sandbox, jail: Jail, cwd: str) -> list[str]:
             args += ["--ro-bind", path, path]
     for place in jail.writable:
         args += ["--bind", str(place), str(place)]
+    if jail.overlay and sandbox.leaves_no_trace:
+        for rel, target in jail.outputs:
+            args += ["--bind", str(target), os.path.join(cwd, rel)]
     for path in covered:
         args += ["--remount-ro", path]
     return args
