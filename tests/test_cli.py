@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from conftest import SEED_CONSTRAINTS, SEED_PLAN, make_repo
+from testing.redteam import plan_text, task_block
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "python-project"
 
@@ -74,6 +75,76 @@ def test_check_from_a_subdirectory_finds_the_repository(tmp_path: Path, cli) -> 
     (repo / "src").mkdir()
     result = cli("check", "--json", cwd=repo / "src")
     assert result.returncode == 0 and len(json.loads(result.stdout)["tasks"]) == 5
+
+
+# The PATH a `Run:` command gets is the tool's own (allow-listed): pinned here to be sure of it.
+RUN_PATH = f"{Path(sys.executable).parent}:/usr/bin:/bin"
+MISSING = (
+    "Its `Run:` command's program `nosuchtool-xyz` is not on the PATH the command gets "
+    f"({RUN_PATH})."
+)
+
+
+def run_program_repo(tmp_path: Path) -> Path:
+    tasks = (
+        task_block("missing", "Tidy the sources", run="nosuchtool-xyz --fix src")
+        + task_block("sed", "Rename a", run="sed -i s/a/b/ src/x.py")
+        + task_block("assign", "Run python", run="FOO=1 python3 -c pass")
+        + task_block("cd", "Rename a in src", run="cd src && sed -i s/a/b/ x.py")
+        + task_block("script", "Run our codemod", run="./codemods/fix.sh src")
+    )
+    return make_repo(
+        tmp_path / "repo",
+        {"PROJECT_PLAN.md": plan_text(tasks), "src/app.py": "", "src/x.py": "a = 1\n"},
+    )
+
+
+def check_json(cli, repo: Path) -> list[dict]:
+    result = cli("check", "--json", cwd=repo, env={"PATH": RUN_PATH})
+    assert result.returncode == 0, result.stderr
+    tasks: list[dict] = json.loads(result.stdout)["tasks"]
+    return tasks
+
+
+def test_check_refuses_a_run_task_whose_program_is_not_on_its_path(tmp_path: Path, cli) -> None:
+    repo = run_program_repo(tmp_path)
+    result = cli("check", "--json", cwd=repo, env={"PATH": RUN_PATH})
+    assert result.returncode == 0, result.stderr
+    verdicts = {t["id"]: (t["eligible"], t["reasons"]) for t in json.loads(result.stdout)["tasks"]}
+    assert verdicts == {
+        "missing": (False, [MISSING]),
+        "sed": (True, []),
+        "assign": (True, []),
+        "cd": (True, []),
+        "script": (
+            False,
+            [
+                "Its `Run:` command's program `./codemods/fix.sh` is not an executable file in "
+                "the repository (the command runs at its root)."
+            ],
+        ),
+    }
+    table = cli("check", cwd=repo, env={"PATH": RUN_PATH, "COLUMNS": "300"})
+    assert "nosuchtool-xyz" in table.stderr and "3 eligible to run" in table.stderr
+
+
+def test_a_script_of_the_repository_is_found_from_its_root(tmp_path: Path, cli) -> None:
+    repo = run_program_repo(tmp_path)
+    script = repo / "codemods" / "fix.sh"
+    script.parent.mkdir()
+    script.write_text("#!/bin/sh\n", encoding="utf-8")
+    eligible = {t["id"]: t["eligible"] for t in check_json(cli, repo)}
+    assert eligible["script"] is False  # not executable: bash could not start it
+    script.chmod(0o755)
+    assert {t["id"]: t["eligible"] for t in check_json(cli, repo)}["script"] is True
+
+
+def test_run_blocks_the_task_check_refuses_with_the_same_reason(tmp_path: Path, cli) -> None:
+    repo = run_program_repo(tmp_path)
+    result = cli("run", "--json", "--task", "missing", cwd=repo, env={"PATH": RUN_PATH})
+    assert result.returncode == 0, result.stderr
+    [task] = json.loads(result.stdout)["tasks"]
+    assert (task["id"], task["outcome"], task["reason"]) == ("missing", "blocked", MISSING)
 
 
 def test_missing_constraints_means_defaults_and_check_says_so(tmp_path: Path, cli) -> None:

@@ -136,6 +136,51 @@ def test_deleting_a_protected_file_is_refused_even_when_deletes_are_allowed() ->
     assert rules(violations) == [("protected-file", "src/Dockerfile")]
 
 
+# Every default manifest and lock-file name, nested as a monorepo (or Django) keeps it.
+NESTED_MANIFESTS = (
+    "services/api/requirements.txt",
+    "services/api/requirements-dev.txt",
+    "tests/requirements/py3.txt",
+    "services/api/requirements/base.in",
+    "services/api/constraints.txt",
+    "libs/core/pyproject.toml",
+    "libs/core/setup.py",
+    "libs/core/setup.cfg",
+    "libs/core/Pipfile",
+    "libs/core/Pipfile.lock",
+    "libs/core/poetry.lock",
+    "libs/core/uv.lock",
+    "packages/web/package.json",
+    "packages/web/package-lock.json",
+    "packages/web/yarn.lock",
+    "packages/web/pnpm-lock.yaml",
+    "crates/parser/Cargo.toml",
+    "crates/parser/Cargo.lock",
+    "services/api/go.mod",
+    "services/api/go.sum",
+    "apps/shop/Gemfile",
+    "apps/shop/Gemfile.lock",
+    "apps/site/composer.json",
+    "apps/site/composer.lock",
+    "services/billing/pom.xml",
+    "services/billing/build.gradle",
+    "services/billing/build.gradle.kts",
+)
+
+
+@pytest.mark.parametrize("path", NESTED_MANIFESTS)
+def test_default_constraints_refuse_a_manifest_or_lock_file_at_any_depth(path: str) -> None:
+    # Every directory approved: the refusal can only come from the default protected patterns.
+    anywhere = Constraints(approved_dirs=(".",))
+    assert rules(judge(changed(path, ("x",)), constraints=anywhere)) == [("protected-file", path)]
+
+
+def test_only_ci_and_gate_directories_are_anchored_at_the_root_by_default() -> None:
+    # A pattern with an inner "/" matches only from the root: a nested manifest would slip by.
+    anchored = [p for p in Constraints().protected if "/" in p.rstrip("/")]
+    assert anchored == [".github/**", ".circleci/**", ".ai-validation/**"]
+
+
 def test_exact_protected_paths_from_the_caller_are_protected() -> None:
     plan = changed("docs/PROJECT_PLAN.md", ("- [x] done",))
     assert rules(judge(plan, protected_paths=("./docs/PROJECT_PLAN.md",))) == [

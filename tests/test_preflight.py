@@ -3,10 +3,12 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gitops_agent.constraints import DEFAULTS
 from gitops_agent.plan import Queue, Task, parse_plan
-from gitops_agent.policy.preflight import preflight
+from gitops_agent.policy.preflight import ProgramLookup, preflight, run_program
 
 GOOD = (
     "### Ready for Autonomous Execution\n"
@@ -109,3 +111,67 @@ def test_not_ready_task_gives_its_reason_only() -> None:
     t = task("### Not Ready ❌\n- **[n]** Pick a DB\n  - Reason: Needs a person\n")
     found = preflight(t, DEFAULTS, has_agent=True)
     assert [str(v) for v in found] == ["It is under Not Ready: Needs a person."]
+
+
+# run-program: the rule is pure; the caller says which programs it did not find.
+
+
+@pytest.mark.parametrize(
+    ("command", "program"),
+    [
+        ("nosuchtool-xyz --fix src", "nosuchtool-xyz"),
+        ("sed -i s/a/b/ src/x.py", "sed"),
+        ("FOO=1 BAR='a b' python3 -c pass", "python3"),
+        ("2>err.log >out.txt ruff check --fix src", "ruff"),
+        ("./codemods/fix.sh --all", "./codemods/fix.sh"),
+        ("/usr/bin/env python3 x.py", "/usr/bin/env"),
+        ("cd src && sed -i s/a/b/ x.py", None),
+        ("(cd src; nosuchtool-xyz)", None),
+        ("[ -f src/x.py ] && rm src/x.py", None),
+        ("for f in src/*.py; do sed -i s/a/b/ $f; done", None),
+        ("$TOOL --fix src", None),
+        ("FOO=1", None),
+        ("# only a comment", None),
+    ],
+)
+def test_the_run_program_is_the_first_word_after_assignments_and_redirections(
+    command: str, program: str | None
+) -> None:
+    assert run_program(command) == program
+
+
+# Pieces of unquoted commands: words, assignments, operators, redirections, odd characters.
+PIECE = st.sampled_from([*"ab12 \t=;&|<>()$/.-_~*[]!{}", "sed", "cd", "FOO=", "2>", ">>", "&&"])
+
+
+@given(st.lists(PIECE, max_size=12).map("".join))
+def test_an_unquoted_command_gives_the_program_the_shell_lexer_gives(command: str) -> None:
+    # A quote sends a command through shlex; an empty word at the end changes no program.
+    assert run_program(command) == run_program(command + " ''")
+
+
+def test_a_run_command_whose_program_was_not_found_is_refused_naming_it_and_the_path() -> None:
+    t = task(GOOD + "  - Run: `nosuchtool-xyz --fix src`\n")
+    lookup = ProgramLookup("/usr/bin:/bin", frozenset({"nosuchtool-xyz"}))
+    [violation] = preflight(t, DEFAULTS, has_agent=False, programs=lookup)
+    assert violation.rule == "run-program"
+    assert violation.message == (
+        "Its `Run:` command's program `nosuchtool-xyz` is not on the PATH the command gets "
+        "(/usr/bin:/bin)."
+    )
+    assert preflight(t, DEFAULTS, has_agent=False, programs=ProgramLookup("/usr/bin")) == []
+    assert preflight(t, DEFAULTS, has_agent=False) == []  # not looked for
+
+
+def test_a_missing_script_of_the_repository_is_named_as_a_file() -> None:
+    t = task(GOOD + "  - Run: `./codemod.sh`\n")
+    lookup = ProgramLookup("/usr/bin", frozenset({"./codemod.sh"}))
+    [violation] = preflight(t, DEFAULTS, has_agent=True, programs=lookup)
+    assert "`./codemod.sh` is not an executable file in the repository" in violation.message
+
+
+def test_a_run_command_that_does_not_parse_is_refused_without_looking() -> None:
+    t = task(GOOD + "  - Run: `sed -i 's/a/b/ src/x.py`\n")
+    [violation] = preflight(t, DEFAULTS, has_agent=True)
+    assert violation.rule == "run-program"
+    assert "does not parse (no closing quotation)" in violation.message

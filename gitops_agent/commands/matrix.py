@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from gitops_agent.policy.eligibility import verdicts as check
+from gitops_agent.policy.preflight import ProgramLookup
 from gitops_agent.project import Base
 from gitops_agent.review import tasks_awaiting_review
 
@@ -20,7 +21,8 @@ def matrix(base: Base, agent_command: str | None = None) -> dict[str, Any]:
     limit = base.project.constraints.max_tasks_per_session
     chosen = [
         v.task.id
-        for v in check(base.project, agent_command)
+        # The plan job installs no codemod tool; each task's own job checks its program.
+        for v in check(base.project, agent_command, programs=ProgramLookup(path=""))
         if v.eligible and v.task.id not in waiting
     ]
     return {"include": [{"task": task_id} for task_id in chosen[:limit]]}

@@ -39,6 +39,7 @@ from gitops_agent.plan import set_status
 from gitops_agent.policy.eligibility import Verdict
 from gitops_agent.policy.eligibility import verdicts as check
 from gitops_agent.policy.inspect import inspect_change
+from gitops_agent.policy.preflight import ProgramLookup
 from gitops_agent.project import Base, load_base
 from gitops_agent.rejected import NEEDS_HUMAN, STATUS_TRAILER, parse_status_trailer
 from gitops_agent.results import MEMORY_BRANCH, MEMORY_DIR, SESSIONS_DIR
@@ -84,7 +85,9 @@ def verify(
     """Check every artifact; take in the branches of each that passes. Any failure is a
     UserError listing every problem, raised after all artifacts were looked at."""
     base = load_base(repo_dir, plan, constraints)
-    verdicts = {v.task.id: v for v in check(base.project, _ANY_AGENT)}
+    # The publisher has none of the tools `Run:` commands use; the job that ran them had.
+    anywhere = ProgramLookup(path="")
+    verdicts = {v.task.id: v for v in check(base.project, _ANY_AGENT, programs=anywhere)}
     adopt_remote_branch(base.repo, remote, MEMORY_BRANCH)
     done: list[Verified] = []
     refused: list[str] = []

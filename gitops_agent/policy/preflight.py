@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shlex
+from dataclasses import dataclass
 from functools import lru_cache
 
 from gitops_agent.constraints import Constraints
@@ -12,11 +14,46 @@ from gitops_agent.policy import Violation
 READY = QUEUE_TITLES[Queue.READY]
 _WRITES_TESTS = re.compile(r"\b(?:unit |integration )?tests?\b", re.IGNORECASE)
 
+# What bash runs itself, as `compgen -b; compgen -k` lists it (bash 5.2): nothing to find on PATH.
+_BASH_BUILTINS_AND_KEYWORDS = """
+. : [ alias bg bind break builtin caller cd command compgen complete compopt continue declare
+dirs disown echo enable eval exec exit export false fc fg getopts hash help history jobs kill
+let local logout mapfile popd printf pushd pwd read readarray readonly return set shift shopt
+source suspend test times trap true type typeset ulimit umask unalias unset wait
+if then else elif fi case esac for select while until do done in function time { } ! [[ ]] coproc
+"""
+BASH_WORDS = frozenset(_BASH_BUILTINS_AND_KEYWORDS.split())
+_ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\+?=")
+_REDIRECTION = re.compile(r"&?[<>]{1,3}[&|]?")  # >, >>, <, <<<, &>, >&, >|, ...
+_OPERATOR = frozenset("();<>|&")  # shlex's punctuation: `(` opens a subshell, `;` ends a command
+# A command without quotes or backslashes splits as shlex would split it, many times faster.
+_UNQUOTED = re.compile(r"[^'\"\\#]*")
+_WORD = re.compile(r"[();<>|&]+|[^\s();<>|&]+")
 
-def preflight(task: Task, constraints: Constraints, *, has_agent: bool) -> list[Violation]:
+
+@dataclass(frozen=True, slots=True)
+class ProgramLookup:
+    """What the caller found when it looked for the plan's `Run:` programs (policy does no I/O).
+
+    `missing` holds each program as `run_program` gives it: a name not on `path` (the PATH a
+    `Run:` command gets), or a path ("./fix.sh", "/opt/x") that is not an executable file.
+    """
+
+    path: str
+    missing: frozenset[str] = frozenset()
+
+
+def preflight(
+    task: Task,
+    constraints: Constraints,
+    *,
+    has_agent: bool,
+    programs: ProgramLookup | None = None,
+) -> list[Violation]:
     """Every reason `task` may not run now; empty when it is eligible.
 
     A task under Not Ready (or under no queue) gets only that reason: it is a person's task.
+    `programs` is where the caller found the `Run:` programs; None: not looked for.
     """
     if task.queue is not Queue.READY and task.queue is not Queue.PENDING:
         return _queue(task)
@@ -36,7 +73,66 @@ def preflight(task: Task, constraints: Constraints, *, has_agent: bool) -> list[
                 "plan's front matter or pass --agent-command).",
             )
         )
+    found += run_command(task, programs)
     return found
+
+
+@lru_cache(maxsize=16384)  # the lookup and the rule both ask, for every task of the plan
+def run_program(command: str) -> str | None:
+    """The program a `Run:` command starts: its first word after `VAR=value` assignments and
+    redirections. None where bash runs it itself (a builtin or keyword, a subshell) or where it
+    is known only once the command runs (`$TOOL`). Raises ValueError when it does not parse."""
+    words: list[str]
+    if _UNQUOTED.fullmatch(command):
+        words = _WORD.findall(command)
+    else:
+        lexer = shlex.shlex(command, posix=True, punctuation_chars=True)
+        lexer.whitespace_split = True
+        words = list(lexer)
+    i = 0
+    while i < len(words):
+        if _ASSIGNMENT.match(words[i]):
+            i += 1
+        elif _REDIRECTION.fullmatch(words[i]):
+            i += 2  # the operator and its file
+        elif words[i].isdigit() and i + 1 < len(words) and _REDIRECTION.fullmatch(words[i + 1]):
+            i += 3  # `2>err.log`: the descriptor, the operator and its file
+        else:
+            break
+    if i >= len(words):
+        return None  # only assignments (or nothing): no program runs
+    word = words[i]
+    if word in BASH_WORDS or set(word) <= _OPERATOR or word.startswith("~"):
+        return None
+    if "$" in word or "`" in word:
+        return None
+    return word
+
+
+def run_command(task: Task, programs: ProgramLookup | None) -> list[Violation]:
+    """Why `task`'s `Run:` command cannot start: it does not parse, or its program is missing."""
+    if task.run is None:
+        return []
+    try:
+        program = run_program(task.run)
+    except ValueError as error:
+        why = str(error)
+        return [
+            Violation(
+                "run-program",
+                f"Its `Run:` command does not parse ({why[:1].lower() + why[1:]}), so its "
+                "program cannot be checked; fix its quoting.",
+            )
+        ]
+    if program is None or programs is None or program not in programs.missing:
+        return []
+    if "/" not in program:
+        where = f"on the PATH the command gets ({programs.path})"
+    elif program.startswith("/"):
+        where = "an executable file on this machine"
+    else:
+        where = "an executable file in the repository (the command runs at its root)"
+    return [Violation("run-program", f"Its `Run:` command's program `{program}` is not {where}.")]
 
 
 def _queue(task: Task) -> list[Violation]:
