@@ -134,6 +134,7 @@ class Constraints:
     protect_tests: bool = True  # existing tests and test infrastructure may not change
     run_ok_exit_codes: tuple[int, ...] = ()  # (): 0, or 1 when a `Run:` command changed files
     keep_attempts_days: int = 30  # how long every attempt's evidence is kept; 0: not kept
+    nothing_to_do: str = "done"  # a `Run:` command that changed nothing: mark DONE, or leave
     max_agent_turns: int = 0  # model turns an agent may take per attempt, where its CLI can
     # be bounded (claude, gemini); 0: no limit
     # provenance
@@ -165,7 +166,10 @@ _LIST_SETTINGS = (
     "agent_env",
     "gate_env",
 )
-_CHOICE_SETTINGS = {"confinement": ("required", "best-effort", "off")}
+_CHOICE_SETTINGS = {
+    "confinement": ("required", "best-effort", "off"),
+    "nothing_to_do": ("done", "leave"),
+}
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FLOAT_SETTINGS = (
     "line_budget_factor",

@@ -30,6 +30,7 @@ class Evidence:
     details: tuple[str, ...]
     already_failing: tuple[str, ...]
     gate_output: str
+    output_label: str  # "Gate output", or the agent's or command's when it failed itself
     transcript: str
     transcript_label: str  # "Agent output" or "Command output"
     tip: str  # the commit the attempt started from

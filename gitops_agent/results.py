@@ -31,7 +31,8 @@ class TaskResult:
     attempts: int = 0
     duration: float = 0.0  # seconds spent on the task
     violations: tuple[str, ...] = ()  # the rules broken by the last attempt, one sentence each
-    gate_output: str = ""  # the tail of the last failing gate's output
+    gate_output: str = ""  # the tail of the last failing gate's (or agent's) output
+    output_of: str = "gate"  # whose output `gate_output` is: gate, agent or command
     changed_files: tuple[str, ...] = ()  # of the committed change
     evidence: tuple[str, ...] = ()  # refs of the attempts kept (refs/gitops-agent/attempts/...)
     already_failing: tuple[str, ...] = ()  # gate failures of the base, not held against it
@@ -46,6 +47,11 @@ class TaskResult:
             "attempts": self.attempts,
         }
 
+    @property
+    def output_label(self) -> str:
+        """How a text names `gate_output`: "Gate output", "Agent output", "Command output"."""
+        return f"{self.output_of.capitalize()} output"
+
     def to_record(self) -> dict[str, Any]:
         return {
             **self.to_contract(),
@@ -53,6 +59,7 @@ class TaskResult:
             "duration": round(self.duration, 3),
             "violations": list(self.violations),
             "gate_output": self.gate_output,
+            "output_of": self.output_of,
             "changed_files": list(self.changed_files),
             "evidence": list(self.evidence),
             "already_failing": list(self.already_failing),
@@ -70,6 +77,7 @@ class TaskResult:
             duration=float(data.get("duration", 0.0)),
             violations=tuple(data.get("violations", ())),
             gate_output=data.get("gate_output", ""),
+            output_of=str(data.get("output_of", "gate")),
             changed_files=tuple(data.get("changed_files", ())),
             evidence=tuple(data.get("evidence", ())),
             already_failing=tuple(data.get("already_failing", ())),

@@ -56,6 +56,7 @@ from gitops_agent.session.places import Places, remove_leftovers, session_places
 
 BRANCH_PREFIX = "autonomous/"
 STATE_DIR = "gitops-agent"  # under the repository's git directory
+NOTHING_TO_DO_TRAILER = "Nothing-To-Do"
 
 
 @dataclass(frozen=True, slots=True)
@@ -396,6 +397,8 @@ class _Session:
                     duration=time.monotonic() - started,
                     evidence=tuple(kept),
                 )
+            if result.verdict is Verdict.NOTHING:
+                return self._nothing_to_do(task, number, started, tuple(kept))
             if result.verdict is Verdict.PASSED:
                 assert result.tree is not None
                 self._phase(task, "commit", number, attempts)
@@ -432,8 +435,48 @@ class _Session:
             duration=time.monotonic() - started,
             violations=result.violations,
             gate_output=result.output,
+            output_of=result.output_of,
             evidence=tuple(kept),
             already_failing=result.already_failing,
+        )
+
+    def _nothing_to_do(
+        self, task: Task, attempts: int, started: float, kept: tuple[str, ...]
+    ) -> TaskResult:
+        """A `Run:` command that changed no file: the codebase already is as it asks. Its
+        status is set to DONE in a commit of its own (`nothing_to_do: done`), or it is left for
+        a person (`leave`); neither counts as a failure."""
+        said = "Nothing to do: the command ran and changed no file"
+        duration = time.monotonic() - started
+        if self.constraints.nothing_to_do == "leave":
+            return self._record(
+                task,
+                Outcome.SKIPPED,
+                f"{said}; the task is left for a person (nothing_to_do: leave).",
+                attempts=attempts,
+                duration=duration,
+                evidence=kept,
+            )
+        plan_rel = self.project.plan.path
+        data = self.repo.read_blob(self.tip, plan_rel)
+        assert data is not None  # the session's plan was read from the base
+        updated = set_status(decode(data, plan_rel), task.id, "DONE", plan_rel)
+        tree = self.repo.replace_in_tree(self.repo.tree_of(self.tip), {plan_rel: updated.encode()})
+        commit = self._commit(
+            task,
+            tree,
+            note="There was nothing to do: the command changed no file.",
+            trailers={NOTHING_TO_DO_TRAILER: "yes"},  # a result that is only its status
+        )
+        return self._record(
+            task,
+            Outcome.COMMITTED,
+            f"{said}, so only its status is set to DONE.",
+            commit=commit,
+            attempts=attempts,
+            duration=duration,
+            changed_files=(plan_rel,),
+            evidence=kept,
         )
 
     def _out_of_time(self, last: AttemptResult, task_budget: float) -> str:
@@ -456,7 +499,9 @@ class _Session:
             failure=result.failure,
             details=result.violations,
             already_failing=result.already_failing,
-            gate_output=result.output,
+            # An agent's (or command's) own failure output is in its transcript already.
+            gate_output=result.output if result.output_of == "gate" else "",
+            output_label="Gate output",
             transcript=result.transcript,
             transcript_label="Command output" if task.run is not None else "Agent output",
             tip=self.tip,
@@ -488,11 +533,14 @@ class _Session:
             self.repo.create_branch(self.branch, self.base_commit)
             self.branch_made = True
 
-    def _commit(self, task: Task, tree: str) -> str:
+    def _commit(
+        self, task: Task, tree: str, note: str = "", trailers: dict[str, str] | None = None
+    ) -> str:
         self._ensure_branch()
         agent = "shell" if task.run is not None else (self.agent.name if self.agent else "shell")
         message = mask(
             f"{task.title}\n\nTask {task.id} of {self.project.plan.path}, done unattended."
+            + (f" {note}" if note else "")
         )
         commit = self.repo.commit_tree(
             self.branch,
@@ -504,6 +552,7 @@ class _Session:
                 "Agent": agent,
                 "Session": self.session,
                 "Gitops-Agent-Version": __version__,
+                **(trailers or {}),
             },
         )
         self.tip = commit

@@ -36,6 +36,7 @@ class Verdict(enum.Enum):
     FAILED = "failed"  # worth another attempt, with the failure as feedback
     STOPPED = "stopped"  # timed out or fell silent: another attempt would do the same
     LIMITED = "limited"  # the agent hit its usage limit: the session stops, not the task
+    NOTHING = "nothing"  # a `Run:` command that ran well and changed nothing: nothing to do
 
 
 TRANSCRIPT_MAX = 64_000  # characters of an agent's output kept as evidence (the end of it)
@@ -53,6 +54,7 @@ class AttemptResult:
     candidate: str | None = None  # the tree the attempt left, passed or not (evidence)
     transcript: str = ""  # the agent's (or command's) own output, masked, the end of it
     already_failing: tuple[str, ...] = ()  # gate failures that were already on the base
+    output_of: str = "gate"  # whose `output` it is: gate, agent or command
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,8 +125,11 @@ def _judge(
             f"{who} exited with status {ran.exit_code}.",
             output=mask(ran.output)[-2000:],  # masked whole: a cut may not split a secret
             candidate=change.tree,
+            output_of="command" if task.run is not None else "agent",
         )
     if change.is_empty:
+        if task.run is not None:
+            return AttemptResult(Verdict.NOTHING, candidate=change.tree)
         return AttemptResult(Verdict.FAILED, f"{who} changed nothing.", candidate=change.tree)
     violations = inspect_change(
         change, c, estimated_lines=task.estimated_lines, protected_paths=ctx.protected_paths
