@@ -378,7 +378,7 @@ class _Session:
                 result = replace(result, failure=self._out_of_time(result, task_budget))
                 number -= 1
                 break
-            self._phase(task, "agent", number, attempts)
+            self._phase(task, "command" if task.run is not None else "agent", number, attempts)
             prompt = None if task.run is not None else self._prompt(task, feedback)
             phase = partial(self._phase, task, attempt=number, attempts=attempts)
             result = attempt(ctx, task, self.tip, prompt, phase, timeout=left)
