@@ -331,3 +331,14 @@ def test_a_report_planted_in_the_tree_is_not_taken_for_the_gates(tmp_path, cli, 
     entry = only(json.loads(result.stdout))
     assert entry["outcome"] == "rolled_back"
     assert "left no evidence" in entry["reason"]
+
+
+def test_the_pr_body_lists_every_rule_a_rolled_back_task_broke(tmp_path, cli) -> None:
+    script = "printf 'import pytest\\n' > tests/conftest.py\necho 'x' > tests/test_calc.py\n"
+    tasks = task("ok", "Add a version", "echo 'V = 2' > src/version.py") + task("bad", "Game it")
+    repo = project(tmp_path, tasks, rules="max_attempts: 1\n")
+    data = run(cli, repo, "--agent-command", agent(tmp_path, script))
+    body = Path(data["pr_body"]).read_text()
+    entry = body[body.index("**bad**") :]
+    assert "conftest.py" in entry and "calc.py" in entry  # both rules, each on its line
+    assert entry.count("\n  - ") >= 2
