@@ -135,6 +135,7 @@ class Constraints:
     run_ok_exit_codes: tuple[int, ...] = ()  # (): 0, or 1 when a `Run:` command changed files
     keep_attempts_days: int = 30  # how long every attempt's evidence is kept; 0: not kept
     nothing_to_do: str = "done"  # a `Run:` command that changed nothing: mark DONE, or leave
+    max_session_attempts: int = 0  # attempts of all tasks together in a session; 0: no limit
     max_agent_turns: int = 0  # model turns an agent may take per attempt, where its CLI can
     # be bounded (claude, gemini); 0: no limit
     # provenance
@@ -155,6 +156,7 @@ _INT_SETTINGS = (
     "max_processes",
     "keep_attempts_days",
     "max_agent_turns",
+    "max_session_attempts",
 )
 _BOOL_SETTINGS = ("require_tests", "allow_delete", "allow_binary", "scan_secrets", "protect_tests")
 _INT_LIST_SETTINGS = ("run_ok_exit_codes",)

@@ -4,7 +4,9 @@ cannot be talked into passing: every attack an agent could make on the tests is 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -342,3 +344,31 @@ def test_the_pr_body_lists_every_rule_a_rolled_back_task_broke(tmp_path, cli) ->
     entry = body[body.index("**bad**") :]
     assert "conftest.py" in entry and "calc.py" in entry  # both rules, each on its line
     assert entry.count("\n  - ") >= 2
+
+
+def test_attempts_older_than_the_retention_are_deleted_and_zero_keeps_none(tmp_path, cli) -> None:
+    repo = project(tmp_path, task("t1", "Add a version", "echo 'V = 2' > src/version.py"))
+    env = {
+        "GIT_COMMITTER_DATE": "2020-01-01T00:00:00Z",
+        "GIT_AUTHOR_DATE": "2020-01-01T00:00:00Z",
+    }
+    old = subprocess.run(
+        ["git", "commit-tree", "HEAD^{tree}", "-p", "HEAD", "-m", "an old attempt"],
+        cwd=repo,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    git(repo, "update-ref", "refs/gitops-agent/attempts/20200101-000000-0000/t1/1", old)
+    data = run(cli, repo)
+    refs = git(repo, "for-each-ref", "--format=%(refname)", "refs/gitops-agent/attempts/")
+    assert refs.split() == [f"refs/gitops-agent/attempts/{data['session']}/t1/1"]
+
+    other = project(
+        tmp_path / "other",
+        task("t1", "Add a version", "echo 'V = 2' > src/version.py"),
+        rules="keep_attempts_days: 0\n",
+    )
+    assert only(run(cli, other))["outcome"] == "committed"
+    assert git(other, "for-each-ref", "refs/gitops-agent/") == ""

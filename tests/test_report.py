@@ -104,7 +104,7 @@ def test_the_brief_says_what_happened_to_every_task_and_why(
         "- **task_5** Add password hashing function: The quality gate failed after 3 attempts. "
         "(3 attempts, 13 min)"
     ) in text
-    assert "  - Rule broken: It changed `pyproject.toml`, a protected file." in text
+    assert "  - It changed `pyproject.toml`, a protected file." in text
     assert "  ```text\n  tests/test_hash.py::test_salt FAILED\n" in text
     assert (
         "- **task_4** Add password reset flow: Estimated lines 45 is over the limit of 30." in text

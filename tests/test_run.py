@@ -733,3 +733,19 @@ def test_a_gate_importing_an_editable_install_judges_the_change_not_the_users_co
     assert (repo / "src" / "pkg" / "__init__.py").read_text() == EDITABLE_PACKAGE[
         "src/pkg/__init__.py"
     ]
+
+
+def test_the_sessions_attempt_budget_ends_retries_and_skips_the_rest(tmp_path, cli) -> None:
+    agent = agent_script(tmp_path, 'echo "BROKEN $(date +%s%N)" >> src/app.py\n')
+    tasks = task_block("a", "First") + task_block("b", "Second")
+    repo = make_project(
+        tmp_path,
+        tasks,
+        gate="! grep -q BROKEN src/app.py",
+        rules="max_session_attempts: 2\nmax_consecutive_failures: 5\n",
+    )
+    data = run(cli, repo, "--agent-command", agent)
+    first, second = data["tasks"]
+    assert first["outcome"] == "rolled_back" and first["attempts"] == 2
+    assert "budget of 2 attempts is spent" in first["reason"]
+    assert second["outcome"] == "skipped" and "budget of 2 attempts" in second["reason"]

@@ -116,6 +116,7 @@ class _Session:
     gate_failed_on_base: bool = False
     baseline: GateRun | None = None
     started_clock: float = field(default_factory=time.monotonic)
+    attempts_made: int = 0  # by every task of the session together
     results: list[TaskResult] = field(default_factory=list)
 
     @classmethod
@@ -293,6 +294,13 @@ class _Session:
                     f"Not run: the session limit is {limits.max_tasks_per_session} tasks.",
                 )
                 return
+            if self._attempts_spent():
+                self._skip_all(
+                    rest,
+                    f"Not run: the session's budget of {limits.max_session_attempts} attempts "
+                    "is spent.",
+                )
+                return
             if self._session_left() <= 0:
                 self._skip_all(
                     rest,
@@ -339,6 +347,10 @@ class _Session:
             self.listener.note(f"The gate's result on {self.base} was judged before: reused.")
         return baseline
 
+    def _attempts_spent(self) -> bool:
+        limit = self.constraints.max_session_attempts
+        return bool(limit) and self.attempts_made >= limit
+
     def _session_left(self) -> float:
         """Seconds left of the session's time budget."""
         spent = time.monotonic() - self.started_clock
@@ -374,6 +386,15 @@ class _Session:
         number = 0
         for number in range(1, attempts + 1):
             left = min(task_budget - (time.monotonic() - started), self._session_left())
+            if self._attempts_spent():
+                result = replace(
+                    result,
+                    failure=f"{result.failure} The session's budget of "
+                    f"{self.constraints.max_session_attempts} attempts is spent, so it was not "
+                    "tried again.",
+                )
+                number -= 1
+                break
             if left <= 0:
                 result = replace(result, failure=self._out_of_time(result, task_budget))
                 number -= 1
@@ -382,6 +403,7 @@ class _Session:
             prompt = None if task.run is not None else self._prompt(task, feedback)
             phase = partial(self._phase, task, attempt=number, attempts=attempts)
             result = attempt(ctx, task, self.tip, prompt, phase, timeout=left)
+            self.attempts_made += 1
             kept += self._keep(task, number, result)
             if result.verdict is Verdict.LIMITED:
                 assert result.rate_limit is not None
