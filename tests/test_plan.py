@@ -225,3 +225,35 @@ def test_set_status_round_trip_keeps_every_other_line(blocks: list, data: st.Dat
     assert len(new_lines) - len(old_lines) in (0, 1)
     kept = [line for line in old_lines if line in new_lines]
     assert len(kept) >= len(old_lines) - 1
+
+
+def test_gate_entries_are_commands_or_run_mappings_that_say_how_to_read_them() -> None:
+    text = (
+        "---\ngate:\n  - pytest -q\n  - run: ruff check .\n    findings: true\n"
+        "  - run: npx jest\n    junit: build/junit.xml\n---\n"
+    )
+    gate = parse_plan(text, "P.md").settings.gate
+    assert gate is not None
+    assert [(e.run, e.findings, e.junit) for e in gate] == [
+        ("pytest -q", False, None),
+        ("ruff check .", True, None),
+        ("npx jest", False, "build/junit.xml"),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("entry", "words"),
+    [
+        ("  - cmd: x\n", "unknown key `cmd`"),
+        ("  - findings: true\n", "needs `run:`"),
+        ("  - run: x\n    findings: yes please\n", "must be true or false"),
+        ("  - run: x\n    junit: /tmp/report.xml\n", "relative to the repository"),
+        ("  - run: x\n    junit: ../report.xml\n", "relative to the repository"),
+        ("  - run: x\n    junit: r.xml\n    findings: true\n", "not both"),
+        ("  - [a, b]\n", "a command or a mapping"),
+    ],
+)
+def test_a_malformed_gate_entry_is_refused_with_its_line(entry: str, words: str) -> None:
+    with pytest.raises(PlanError) as info:
+        parse_plan("---\ngate:\n" + entry + "---\n", "P.md")
+    assert words in info.value.message and info.value.line == 2
