@@ -10,12 +10,12 @@ import os
 from collections.abc import Callable
 from pathlib import Path
 
-import pygit2
 import pytest
-from pygit2.enums import DeltaStatus, DiffFind, DiffOption
 
 from conftest import git, make_repo
-from gitops_agent.change import SYMLINK_MODE, Change, FileChange, FileStatus
+from gitops_agent.change import SYMLINK_MODE, Change, FileStatus
+from gitops_agent.git import Repo
+from gitops_agent.git.remote import incoming_commits
 from gitops_agent.plan import normalise_key
 from gitops_agent.policy import Violation
 from gitops_agent.policy.tests_guard import (
@@ -73,13 +73,6 @@ BASE = {
     "pyproject.toml": PYPROJECT,
 }
 
-_STATUS = {
-    DeltaStatus.ADDED: FileStatus.ADDED,
-    DeltaStatus.MODIFIED: FileStatus.MODIFIED,
-    DeltaStatus.DELETED: FileStatus.DELETED,
-    DeltaStatus.RENAMED: FileStatus.RENAMED,
-    DeltaStatus.TYPECHANGE: FileStatus.TYPECHANGE,
-}
 
 Reader = Callable[[str], bytes | None]
 
@@ -117,53 +110,20 @@ def agent_commits(
 
 
 def change_of(repo: Path) -> tuple[Change, Reader, Reader]:
-    """The Change from HEAD~1 to HEAD, and readers of a path's blob on either side."""
-    r = pygit2.Repository(str(repo))
-    base = r.revparse_single("HEAD~1").peel(pygit2.Commit)
-    head = r.revparse_single("HEAD").peel(pygit2.Commit)
-    diff = r.diff(base, head, flags=DiffOption.INCLUDE_TYPECHANGE)
-    diff.find_similar(flags=DiffFind.FIND_RENAMES)
-    files = []
-    for number, listed in enumerate(diff.deltas):
-        patch = diff[number]  # None when git has no text to compare
-        delta = listed if patch is None else patch.delta
-        status = _STATUS[delta.status]
-        _context, added, deleted = (0, 0, 0) if patch is None else patch.line_stats
-        gone = status is FileStatus.DELETED
-        blob = None if gone else r[delta.new_file.id].peel(pygit2.Blob)
-        mode = 0 if gone else int(delta.new_file.mode)
-        files.append(
-            FileChange(
-                path=delta.new_file.path,
-                status=status,
-                old_path=delta.old_file.path if status is FileStatus.RENAMED else None,
-                added=added,
-                deleted=deleted,
-                added_lines=tuple(
-                    line.content.rstrip("\r\n")
-                    for hunk in ([] if patch is None else patch.hunks)
-                    for line in hunk.lines
-                    if line.origin == "+"
-                ),
-                is_binary=bool(delta.is_binary),
-                mode=mode,
-                size=0 if blob is None else blob.size,
-                symlink_target=None,
-            )
-        )
-    change = Change(base=str(base.id), tree=str(head.tree.id), files=tuple(files))
-    return change, _reader(base.tree), _reader(head.tree)
+    """The Change from HEAD~1 to HEAD, as the tool reads a commit, and readers of a path's blob
+    on either side."""
+    opened = Repo.open(repo)
+    head = opened.resolve_commit("HEAD")
+    base = opened.resolve_commit("HEAD~1")
+    [incoming] = incoming_commits(opened, head, [base])
 
+    def read_base(path: str) -> bytes | None:
+        return opened.read_blob(base, path)
 
-def _reader(tree: pygit2.Tree) -> Reader:
-    def read(path: str) -> bytes | None:
-        try:
-            entry = tree[path]
-        except KeyError:
-            return None
-        return entry.data if isinstance(entry, pygit2.Blob) else None
+    def read_new(path: str) -> bytes | None:
+        return opened.read_blob(head, path)
 
-    return read
+    return incoming.change, read_base, read_new
 
 
 def guard(repo: Path) -> list[Violation]:

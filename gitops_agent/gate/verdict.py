@@ -5,11 +5,12 @@ same command, stopping at the first that fails for something the change introduc
 from __future__ import annotations
 
 import functools
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitops_agent.gate import Gate
+from gitops_agent.gate import Gate, GateCommand
 from gitops_agent.gate.judge import judge
 from gitops_agent.gate.run import CommandRun, SourceLine, run_command
 from gitops_agent.git import Repo
@@ -65,18 +66,16 @@ def tree_lines(repo: Repo, tree: str) -> SourceLine:
     return line
 
 
-def run_baseline(
+def _runs(
     gate: Gate,
     cwd: Path,
     *,
-    tree: str,
     timeout: float,
     runner: Runner,
     scratch: Path,
     source_line: SourceLine,
-) -> GateRun:
-    """Every command on the base tree in `cwd`, failures and all: what the base already fails."""
-    runs: list[CommandRun] = []
+) -> Iterator[tuple[GateCommand, CommandRun]]:
+    """Each command in order, with what is left of `timeout`; the caller may stop early."""
     spent = 0.0
     for command in gate.commands:
         run = run_command(
@@ -89,8 +88,24 @@ def run_baseline(
             source_line=source_line,
         )
         spent += run.duration
-        runs.append(run)
-    return GateRun(tree, gate.key, tuple(runs))
+        yield command, run
+
+
+def run_baseline(
+    gate: Gate,
+    cwd: Path,
+    *,
+    tree: str,
+    timeout: float,
+    runner: Runner,
+    scratch: Path,
+    source_line: SourceLine,
+) -> GateRun:
+    """Every command on the base tree in `cwd`, failures and all: what the base already fails."""
+    runs = _runs(
+        gate, cwd, timeout=timeout, runner=runner, scratch=scratch, source_line=source_line
+    )
+    return GateRun(tree, gate.key, tuple(run for _command, run in runs))
 
 
 def run_gate(
@@ -108,18 +123,9 @@ def run_gate(
     already failing in `baseline` (None: every failure counts)."""
     runs: list[CommandRun] = []
     already: list[str] = []
-    spent = 0.0
-    for index, command in enumerate(gate.commands):
-        run = run_command(
-            gate,
-            command,
-            cwd,
-            timeout=max(timeout - spent, 1.0),
-            runner=runner,
-            scratch=scratch,
-            source_line=source_line,
-        )
-        spent += run.duration
+    for index, (command, run) in enumerate(
+        _runs(gate, cwd, timeout=timeout, runner=runner, scratch=scratch, source_line=source_line)
+    ):
         runs.append(run)
         base = baseline.runs[index] if baseline is not None else None
         judgement = judge(command, base, run, tests_may_change=tests_may_change)
@@ -131,11 +137,12 @@ def run_gate(
                 judgement.failure,
                 judgement.details,
                 run.output,
-                spent,
+                sum(r.duration for r in runs),
                 tuple(already),
                 tuple(runs),
                 judgement.no_evidence,
             )
+    spent = sum(r.duration for r in runs)
     return GateResult(True, duration=spent, already_failing=tuple(already), runs=tuple(runs))
 
 
