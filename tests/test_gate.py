@@ -151,15 +151,28 @@ ATTACKS = {
 BREAK_ADD = "sed -i 's/return a + b/return a - b/' src/calc.py\n"
 
 
-@pytest.mark.parametrize("attack", sorted(ATTACKS))
-def test_an_attack_on_the_tests_is_refused_with_its_reason(tmp_path, cli, attack) -> None:
-    script, words = ATTACKS[attack]
-    repo = project(tmp_path, task("t1", "Improve calc"), rules="max_attempts: 1\n")
-    data = run(cli, repo, "--agent-command", agent(tmp_path, script + BREAK_ADD))
-    entry = only(data)
-    assert entry["outcome"] == "rolled_back"
-    assert words in entry["reason"]
-    assert "Changes tests: yes" in entry["reason"]  # it says how a person allows it
+def by_task(scripts: dict[str, str]) -> str:
+    """One agent script doing, for each task, what `scripts` says for the task's id."""
+    cases = "".join(f"  {name})\n{body}    ;;\n" for name, body in scripts.items())
+    return f'case "$GITOPS_AGENT_TASK_ID" in\n{cases}esac\n'
+
+
+def test_each_attack_on_the_tests_is_refused_with_its_reason(tmp_path, cli) -> None:
+    # One session, a task per attack: each starts from the same tip, since none is committed.
+    tasks = "".join(task(name, f"Improve calc ({name})") for name in ATTACKS)
+    repo = project(
+        tmp_path,
+        tasks,
+        rules="max_attempts: 1\nmax_consecutive_failures: 10\nmax_tasks_per_session: 10\n",
+    )
+    scripts = {name: script + BREAK_ADD for name, (script, _words) in ATTACKS.items()}
+    data = run(cli, repo, "--agent-command", agent(tmp_path, by_task(scripts)))
+    for entry in data["tasks"]:
+        words = ATTACKS[entry["id"]][1]
+        assert entry["outcome"] == "rolled_back", entry
+        assert words in entry["reason"], entry
+        assert "Changes tests: yes" in entry["reason"]  # it says how a person allows it
+    assert len(data["tasks"]) == len(ATTACKS)
     assert git(repo, "branch", "--list", "autonomous/2*") == ""
 
 
@@ -176,17 +189,19 @@ ALLOWED = {
 }
 
 
-@pytest.mark.parametrize("change", sorted(ALLOWED))
-def test_the_same_kind_of_change_is_allowed_when_the_task_changes_tests(
-    tmp_path, cli, change
-) -> None:
+def test_the_same_kinds_of_change_are_allowed_when_the_task_changes_tests(tmp_path, cli) -> None:
+    tasks = "".join(
+        task(name, f"Rework the suite ({name})", changes_tests=True) for name in ALLOWED
+    )
     repo = project(
         tmp_path,
-        task("t1", "Rework the calc suite", changes_tests=True),
-        rules="max_attempts: 1\nallow_delete: true\n",
+        tasks,
+        rules="max_attempts: 1\nallow_delete: true\nmax_tasks_per_session: 10\n",
     )
-    data = run(cli, repo, "--agent-command", agent(tmp_path, ALLOWED[change]))
-    assert only(data)["outcome"] == "committed", only(data)["reason"]
+    data = run(cli, repo, "--agent-command", agent(tmp_path, by_task(ALLOWED)))
+    assert [(t["id"], t["outcome"]) for t in data["tasks"]] == [
+        (name, "committed") for name in ALLOWED
+    ], data
 
 
 def test_a_gate_that_runs_no_tests_fails_even_when_the_task_changes_tests(tmp_path, cli) -> None:
