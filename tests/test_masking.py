@@ -12,6 +12,7 @@ import json
 import random
 import string
 import sys
+import textwrap
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -25,11 +26,13 @@ from gitops_agent.console import err, show_run
 from gitops_agent.error_handler import EXIT_INTERNAL, error_handler
 from gitops_agent.notify import notify
 from gitops_agent.policy.masking import (
+    FRAGMENT,
     MASK,
     MIN_LENGTH,
     Masker,
     is_secret_name,
     masker,
+    public_prefix,
     secret_values,
 )
 from gitops_agent.results import Outcome, TaskResult
@@ -87,6 +90,12 @@ RUNNER_ENV = {
         "SLACK_WEBHOOK",
         "GITOPS_AGENT_NOTIFY",
         "DATABASE_URL",
+        "MY_SERVICE_TOKEN",
+        "PGPASSWORD",
+        "NGROK_AUTHTOKEN",
+        "MINIO_SECRETKEY",
+        "AOC_SESSION",
+        "github_token",
     ],
 )
 def test_secret_looking_names_are_secret(name: str) -> None:
@@ -107,6 +116,11 @@ def test_secret_looking_names_are_secret(name: str) -> None:
         "SSL_KEY_FILE",
         "PWD",
         "GITOPS_AGENT_TASK_ID",
+        "GIT_AUTHOR_NAME",
+        "SSH_ASKPASS",
+        "XDG_SESSION_DESKTOP",
+        "DESKTOP_SESSION",
+        "DBUS_SESSION_BUS_ADDRESS",
     ],
 )
 def test_ordinary_names_are_not(name: str) -> None:
@@ -145,6 +159,111 @@ def test_the_mask_finds_a_secret_escaped_for_json_or_html() -> None:
         masked = masker.mask(text)
         assert "ss\\" not in masked.replace("\\\\", "") and MASK in masked, masked
     assert json.loads(masker.mask(json.dumps({"v": f"x {odd} y"}))) == {"v": "x *** y"}
+
+
+def test_the_value_of_a_secret_looking_name_is_masked_anywhere_in_text() -> None:
+    value = _key("", 32)
+    mask = Masker.from_environ({"MY_SERVICE_TOKEN": value, "PATH": "/usr/bin"}).mask
+    for text in (
+        f"{value}",
+        f"token={value}&page=2",
+        f"https://user:{value}@example.com/x",
+        f"prefix{value}suffix",
+        json.dumps({"headers": {"Authorization": f"Bearer {value}"}}),
+        f"twice: {value} {value}",
+    ):
+        masked = mask(text)
+        assert value not in masked and MASK in masked, text
+    assert mask("/usr/bin/python") == "/usr/bin/python"
+
+
+def test_a_short_value_is_not_masked_everywhere() -> None:
+    mask = Masker.from_environ({"TOKEN": "abc", "API_KEY": "x" * (MIN_LENGTH - 1)}).mask
+    text = "abc is the start of the alphabet; xxxxx marks the spot"
+    assert mask(text) == text
+
+
+# -- keys cut short or wrapped ---------------------------------------------------------------
+
+_RNG = random.Random(20261123)
+
+
+def _key(prefix: str, length: int) -> str:
+    """A fake key, assembled here so that this file holds none another scanner would flag."""
+    return prefix + "".join(_RNG.choices(string.ascii_letters + string.digits + "_-", k=length))
+
+
+ANTHROPIC_KEY = _key("sk-ant-" + "api03-", 93) + "AA"
+
+
+def _pieces_shown(text: str, key: str) -> list[str]:
+    """Every run of FRAGMENT characters of the key's secret part that `text` shows."""
+    start = len(public_prefix(key))
+    runs = (key[i : i + FRAGMENT] for i in range(start, len(key) - FRAGMENT + 1))
+    return [run for run in runs if run in text]
+
+
+def _saferepr(key: str) -> str:
+    """How pytest shows a long string in an assertion: its middle replaced with `...`."""
+    return f"assert '{key[:30]}...{key[-30:]}' == ''"
+
+
+PRINTED = {
+    "whole": lambda key: f"E  AssertionError: {key!r} != 'x'",
+    "cut after its prefix": lambda key: f"message: {key[:40]}",
+    "cut before its end": lambda key: f"...{key[25:]}",
+    "middle elided": _saferepr,
+    "wrapped": lambda key: "E   " + "\n    ".join(textwrap.wrap(key, 30)),
+    "folded": lambda key: "\n".join(key[i : i + 40] for i in range(0, len(key), 40)),
+    "folded with CRLF": lambda key: key[:50] + "\r\n" + key[50:],
+    "wrapped in JSON": lambda key: json.dumps({"out": key[:45] + "\n  " + key[45:]}),
+    "in JSON, cut": lambda key: json.dumps({"out": key[:70]}),
+}
+
+
+@pytest.mark.parametrize("how", sorted(PRINTED))
+def test_a_key_of_the_environment_cut_short_or_wrapped_shows_no_piece_of_itself(how: str) -> None:
+    printed = PRINTED[how](ANTHROPIC_KEY)
+    masked = Masker.from_environ({"ANTHROPIC_API_KEY": ANTHROPIC_KEY}).mask(printed)
+    assert _pieces_shown(masked, ANTHROPIC_KEY) == [], masked
+    assert masked.count("\n") == printed.count("\n")  # each line's piece masked, lines kept
+
+
+def test_a_key_of_the_environment_is_masked_by_pieces_whatever_its_shape() -> None:
+    key = _key("", 40)  # an AWS secret access key has no prefix to know it by
+    mask = Masker.from_environ({"AWS_SECRET_ACCESS_KEY": key}).mask
+    assert mask(f"{key[:13]}\n  {key[13:]}") == f"{MASK}\n  {MASK}"
+    assert mask(f"tail: {key[-FRAGMENT:]}") == f"tail: {MASK}"
+    assert mask(f"short: {key[: FRAGMENT - 1]}") == f"short: {key[: FRAGMENT - 1]}"
+
+
+def test_a_key_prefix_alone_is_not_masked() -> None:
+    mask = Masker.from_environ({"ANTHROPIC_API_KEY": ANTHROPIC_KEY}).mask
+    text = "Anthropic keys start with sk-ant-api03- and are 108 characters long."
+    assert mask(text) == text
+    # Fewer than FRAGMENT characters of the key itself: too little to be worth hiding.
+    shown = ANTHROPIC_KEY[: len("sk-ant-api03-") + FRAGMENT - 1]
+    assert mask(f"cut: {shown}") == f"cut: {shown}"
+
+
+def test_a_password_or_url_is_masked_whole_but_not_by_pieces() -> None:
+    """Their pieces are ordinary words and host names."""
+    mask = Masker.from_environ(
+        {
+            "DB_PASSWORD": "mypassword1234567",
+            "DATABASE_URL": "postgres://app:s3cr3t-passw0rd@localhost:5432/appdb",
+        }
+    ).mask
+    assert mask("login with mypassword1234567") == "login with ***"
+    text = "the password for postgres://app at localhost:5432/appdb"
+    assert mask(text) == text
+
+
+@pytest.mark.parametrize("how", ["whole", "cut after its prefix", "in JSON, cut"])
+def test_a_shaped_key_not_in_the_environment_is_masked_from_its_prefix_on(how: str) -> None:
+    printed = PRINTED[how](ANTHROPIC_KEY)
+    masked = Masker().mask(printed)
+    assert _pieces_shown(masked, ANTHROPIC_KEY) == [] and MASK in masked, masked
 
 
 def test_masking_a_megabyte_with_twenty_secrets_takes_milliseconds() -> None:
@@ -261,3 +380,62 @@ def test_a_run_writes_the_secret_of_its_environment_nowhere(
     report = cli("report", cwd=repo, env=env)
     assert report.returncode == 0 and SECRET not in report.stdout + report.stderr
     assert run(cli, repo, env=env)  # a second run, reading the records back, still works
+
+
+def test_a_failing_test_that_prints_the_key_leaves_no_piece_of_it(
+    tmp_path: Path, cli: Callable[..., object]
+) -> None:
+    """The gate is given the key (`gate_env:`); its test prints it whole, wrapped and cut short,
+    then fails on an assertion pytest shortens. No piece of the key reaches the tool's output,
+    its memory log and records, the attempts it keeps, `show` or `report`."""
+    test_file = textwrap.dedent(
+        """
+        import os, pathlib, textwrap
+
+        KEY = os.environ["ANTHROPIC_API_KEY"]
+
+        def test_the_key():
+            if pathlib.Path("src/bad.py").exists():
+                print("whole:", KEY)
+                print("wrapped:", "\\n    ".join(textwrap.wrap(KEY, 40)))
+                print("cut:", KEY[:60])
+                assert "p" * 200 + KEY == ""
+        """
+    )
+    tasks = task_block("bad", "Break it", "echo 1 > src/bad.py") + task_block(
+        "good", "Add a module", "echo 'v = 1' > src/good.py"
+    )
+    repo = make_project(
+        tmp_path,
+        tasks,
+        gate=f"{sys.executable} -m pytest -q -p no:cacheprovider tests",
+        rules="gate_env: [ANTHROPIC_API_KEY]\n",
+        extra_files={"tests/test_key.py": test_file},
+    )
+    env = {"ANTHROPIC_API_KEY": ANTHROPIC_KEY}
+
+    result = cli("run", "--json", cwd=repo, env=env)
+
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert [(t["id"], t["outcome"]) for t in data["tasks"]] == [
+        ("bad", "rolled_back"),
+        ("good", "committed"),
+    ]
+    shown = cli("show", f"{data['session']}/bad", cwd=repo, env=env)
+    report = cli("report", cwd=repo, env=env)
+    assert shown.returncode == 0 and report.returncode == 0, shown.stderr + report.stderr
+    written = {
+        "stdout": result.stdout,
+        "stderr": result.stderr,
+        "history": git(repo, "log", "--all", "-p", "--format=%H%n%B", "--not", "main"),
+        "pr body": Path(data["pr_body"]).read_text(encoding="utf-8"),
+        "show": shown.stdout + shown.stderr,
+        "report": report.stdout + report.stderr,
+    }
+    for path in git(repo, "ls-tree", "-r", "--name-only", "autonomous/memory").split():
+        written[path] = git(repo, "show", f"autonomous/memory:{path}")
+    for name, text in written.items():
+        assert _pieces_shown(text, ANTHROPIC_KEY) == [], f"a piece of the key is in the {name}"
+    day = next(name for name in written if name.startswith("memory/"))
+    assert "wrapped: ***\n    ***\n" in written[day] and "cut: ***" in written[day]

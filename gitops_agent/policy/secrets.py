@@ -1,4 +1,11 @@
-"""Secrets in added lines, found in memory by detect-secrets' plugins and default filters.
+"""Secrets in added lines, found in memory by detect-secrets' plugins and default filters, and
+by the key shapes the mask hides (`masking.KEY_SHAPES`).
+
+detect-secrets knows no Anthropic, Google or fine-grained GitHub key, nor OpenAI's project keys.
+They are matched here with the mask's own shapes rather than as detect-secrets plugins: a custom
+plugin is loaded only from a file path named in the process-wide settings, through a cache
+(`get_mapping_from_secret_type_to_class`) that would have to be emptied and refilled around each
+scan, re-executing the file. One table for both also keeps the scan and the mask in agreement.
 
 Scanning takes detect-secrets' process-wide settings for its duration, so calls are serialised.
 """
@@ -17,6 +24,8 @@ from detect_secrets.core.scan import _process_line_based_plugins
 from detect_secrets.filters.heuristic import is_lock_file, is_non_text_file
 from detect_secrets.plugins.base import BasePlugin
 from detect_secrets.settings import transient_settings
+
+from .masking import KEY_SHAPES
 
 # A public IP address is not a credential, and ordinary code and docs are full of them.
 _NOT_SECRETS = frozenset({"IPPublicDetector"})
@@ -40,7 +49,8 @@ class SecretHit:
 
 
 def find_secrets(path: str, lines: Sequence[str]) -> list[SecretHit]:
-    """The lines of `path` that detect-secrets flags, sorted, one hit per line and kind.
+    """The lines of `path` that detect-secrets flags or that hold a key of a known shape, sorted,
+    one hit per line and kind.
 
     `path` picks the file-type rules (e.g. keyword assignments in .py); images and lock files,
     which detect-secrets skips by name, give no hits.
@@ -54,6 +64,12 @@ def find_secrets(path: str, lines: Sequence[str]) -> list[SecretHit]:
             SecretHit(line=secret.line_number - 1, kind=str(secret.type))
             for secret in _process_line_based_plugins(numbered, filename=path)
         }
+    found.update(
+        SecretHit(line=index, kind=shape.kind)
+        for index, line in enumerate(lines)
+        for shape in KEY_SHAPES
+        if next(shape.keys(line), None) is not None
+    )
     return sorted(found)
 
 
