@@ -108,7 +108,7 @@ def init(
         from gitops_agent.commands.github_init import init_github
 
         for line in init_github(root, force=force, mode="matrix" if matrix else "session"):
-            err.print(line)
+            err.print(line, markup=False, soft_wrap=True)  # a diff's `[...]` is not markup
         return
     for path in run_init(root, force=force):
         err.print(f"wrote {path}")
@@ -333,6 +333,11 @@ def bundle_result(
     from gitops_agent.console import err
 
     packed = pack(repo, result, out)
+    if packed.crashed:
+        err.print(
+            f"no result in {result} (did the run crash?): packing the memory branch alone",
+            markup=False,
+        )
     carried = ", ".join(packed.branches) or "no branch with new commits"
     err.print(f"wrote {', '.join(packed.files)} to {packed.directory} ({carried})")
 
@@ -408,11 +413,16 @@ def publish(
     err.print(f"pushed {', '.join(done.pushed) or 'nothing'}")
     if done.pull is not None:
         err.print(f"{'opened' if done.created else 'updated'} {done.pull.url}")
+    for repaired in done.repaired:
+        err.print(f"opened the missing pull request {repaired.url}")
+    for note in done.notes:
+        err.print(note)
     if as_json:
         pull = None
         if done.pull is not None:
             pull = {"number": done.pull.number, "url": done.pull.url, "created": done.created}
-        _print_json({"pushed": list(done.pushed), "pull_request": pull})
+        repaired_urls = [repaired.url for repaired in done.repaired]
+        _print_json({"pushed": list(done.pushed), "pull_request": pull, "repaired": repaired_urls})
 
 
 @app.command()
@@ -429,7 +439,7 @@ def doctor(
     """Check what the first scheduled run needs, and say what to fix (exit 2 if it cannot run)."""
     from gitops_agent.commands.doctor import Status
     from gitops_agent.commands.doctor import doctor as run_doctor
-    from gitops_agent.console import err
+    from gitops_agent.console import err, shown
 
     checks = run_doctor(
         repo,
@@ -441,9 +451,10 @@ def doctor(
     colors = {Status.OK: "green", Status.WARN: "yellow", Status.FAIL: "red"}
     for check in checks:
         color = colors[check.status]
-        err.print(f"[{color}]{check.status.value:>4}[/{color}] {check.name}: {check.message}")
+        said = f"{check.name}: {check.message}"
+        err.print(f"[{color}]{check.status.value:>4}[/{color}] {shown(said)}")
         if check.fix:
-            err.print(f"      fix: {check.fix}")
+            err.print(f"      fix: {shown(check.fix)}")
     if as_json:
         _print_json({"checks": [c.to_json() for c in checks]}, ensure_ascii=False)
     failed = sum(c.status is Status.FAIL for c in checks)

@@ -5,29 +5,52 @@ Layout on the branch (never merged, so never a conflict):
 - `state/sessions/<session-id>.json`: each session's `SessionResult.to_record()`;
 - `state/sessions.tsv`: one line per session (`started<TAB>session-id`), appended, so that
   `report` finds the records it needs without listing the tree.
+
+Runs on other machines write their own copies of the branch; `publish_memory` pushes ours
+without losing theirs (fetch, join, compare-and-swap push, again), so every record lands.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import time
 from collections import Counter
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, tzinfo
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gitops_agent import __version__
 from gitops_agent.errors import UserError
+from gitops_agent.files import write_atomic
 from gitops_agent.git import RefMovedError, Repo
+from gitops_agent.git.merge import commit_merge
+from gitops_agent.git.remote import (
+    adopt_remote_branch,
+    fetch_autonomous,
+    move_branch,
+    push_cas,
+    remote_branches,
+    remote_url,
+)
 from gitops_agent.policy.masking import mask
 from gitops_agent.render import parse_time, render
 from gitops_agent.results import MEMORY_BRANCH, MEMORY_DIR, SESSIONS_DIR, Outcome, SessionResult
+from gitops_agent.runstate import STALE_REF_LOCK
 
 SESSIONS_INDEX = "state/sessions.tsv"
 TEMPLATE = "memory.md.j2"
 # Two sessions finishing together each re-read the branch and try again; more than a handful
 # of writers at one instant means something is wrong, so give up loudly.
 COMMIT_ATTEMPTS = 8
+MEMORY_REF = f"refs/heads/{MEMORY_BRANCH}"
+# Pushing: each attempt fetches, joins and pushes again; runs that finish within the same
+# seconds take turns, so a few attempts with a growing pause are plenty.
+PUSH_ATTEMPTS = 6
+PUSH_BACKOFF = 0.5  # seconds, times the attempt's number
+PENDING_DIR = "pending"  # under the state directory: records the branch could not take yet
 
 
 def zone_of(name: str | None) -> tzinfo:
@@ -55,27 +78,15 @@ def record_session(repo: Repo, result: SessionResult, *, timezone: str | None) -
     another session moved it meanwhile, everything is re-read and tried again, so two sessions
     finishing together both land. Returns the commit id (the tip, when already recorded).
     """
-    entries = memory_entries(result, zone_of(timezone))
     # The record is not rendered from a template, so it is masked here; `report` reads it back.
     record = (mask(json.dumps(result.to_record(), indent=2, ensure_ascii=False)) + "\n").encode()
     record_at = session_path(result.session)
-    zone_name = timezone or "UTC"
     for _attempt in range(COMMIT_ATTEMPTS):
         tip = repo.branch_tip(MEMORY_BRANCH)
         if tip is not None and repo.read_blob(tip, record_at) == record:
             return tip  # a write-back that was retried: recording it again would repeat it
-        files: dict[str, bytes | None] = {record_at: record}
-        for path, text in entries.items():
-            old = None if tip is None else repo.read_blob(tip, path)
-            if old is None:
-                day = path.removeprefix(f"{MEMORY_DIR}/").removesuffix(".md")
-                old = render(TEMPLATE, kind="day", day=day, zone=zone_name).encode()
-            elif not old.endswith(b"\n"):
-                old += b"\n"  # someone edited the file by hand; keep their bytes, start a line
-            files[path] = old + text.encode()
-        index = b"" if tip is None else (repo.read_blob(tip, SESSIONS_INDEX) or b"")
-        if result.session not in {session for _started, session in _index_lines(index)}:
-            files[SESSIONS_INDEX] = index + f"{result.started}\t{result.session}\n".encode()
+        tree = None if tip is None else repo.tree_of(tip)
+        files = _session_files(repo, tree, result, record, timezone)
         message = render(TEMPLATE, kind="commit", result=result, counts=_counts(result))
         try:
             return repo.commit_files(
@@ -91,6 +102,160 @@ def record_session(repo: Repo, result: SessionResult, *, timezone: str | None) -
         f"{MEMORY_BRANCH} kept moving while session {result.session} was recorded "
         f"({COMMIT_ATTEMPTS} attempts); its record is not stored"
     )
+
+
+def _session_files(
+    repo: Repo, tree: str | None, result: SessionResult, record: bytes, timezone: str | None
+) -> dict[str, bytes | None]:
+    """What recording `result` on top of `tree` (None: a branch still empty) writes: its
+    record, its entries appended to each day's log, its line appended to the index."""
+    zone_name = timezone or "UTC"
+    files: dict[str, bytes | None] = {session_path(result.session): record}
+    for path, text in memory_entries(result, zone_of(timezone)).items():
+        old = None if tree is None else repo.read_tree_blob(tree, path)
+        if old is None:
+            day = path.removeprefix(f"{MEMORY_DIR}/").removesuffix(".md")
+            old = render(TEMPLATE, kind="day", day=day, zone=zone_name).encode()
+        elif not old.endswith(b"\n"):
+            old += b"\n"  # someone edited the file by hand; keep their bytes, start a line
+        files[path] = old + text.encode()
+    index = b"" if tree is None else (repo.read_tree_blob(tree, SESSIONS_INDEX) or b"")
+    if result.session not in {session for _started, session in _index_lines(index)}:
+        files[SESSIONS_INDEX] = index + f"{result.started}\t{result.session}\n".encode()
+    return files
+
+
+# -- two runners, one memory --------------------------------------------------------------------
+
+
+def join_memory(repo: Repo, ours: str, theirs: str, *, timezone: str | None) -> str:
+    """A commit on top of `theirs` (its first parent) and `ours` whose tree is theirs with every
+    session that only ours recorded appended, as `record_session` appends one.
+
+    Two runs that recorded their sessions on copies of one memory branch both keep their
+    record: nothing of theirs changes (its history stays an ancestor, its files only grow), and
+    ours comes after. Each joined session's record file is kept byte for byte.
+    """
+    known = {session for _started, session in _index_lines(_blob(repo, theirs, SESSIONS_INDEX))}
+    tree = repo.tree_of(theirs)
+    joined: list[str] = []
+    for _started, session in _index_lines(_blob(repo, ours, SESSIONS_INDEX)):
+        record_at = session_path(session)
+        data = repo.read_blob(ours, record_at)
+        if session in known or session in joined or data is None:
+            continue
+        result = _parse_record(data, record_at)
+        tree = repo.replace_in_tree(tree, _session_files(repo, tree, result, data, timezone))
+        joined.append(session)
+    message = render(TEMPLATE, kind="join", sessions=joined)
+    return commit_merge(repo, tree, [theirs, ours], message, {"Gitops-Agent-Version": __version__})
+
+
+def catch_up_memory(repo: Repo, remote: str, *, timezone: str | None) -> str:
+    """Bring autonomous/memory up to the remote's as last fetched: created, fast-forwarded,
+    kept, or (when both moved) joined with it. Returns which ("absent": the remote has none)."""
+    how = adopt_remote_branch(repo, remote, MEMORY_BRANCH)
+    if how != "diverged":
+        return how
+    ours = repo.branch_tip(MEMORY_BRANCH)
+    theirs = remote_branches(repo, remote).get(MEMORY_BRANCH)
+    assert ours is not None and theirs is not None  # both exist, or they could not diverge
+    move_branch(
+        repo, MEMORY_BRANCH, join_memory(repo, ours, theirs, timezone=timezone), expected=ours
+    )
+    return "joined"
+
+
+def publish_memory(
+    repo: Repo, remote: str, *, timezone: str | None, token: str | None = None
+) -> str | None:
+    """Push autonomous/memory to `remote` without ever losing a record already there.
+
+    Fetch the remote's memory; when ours lacks some of it, join the two (`join_memory`); push
+    with a lease on what was fetched (`push_cas`); when another run pushed meanwhile, start
+    over, a bounded number of times. Returns the ref pushed, or None when the remote had it all.
+    """
+    for attempt in range(PUSH_ATTEMPTS):
+        theirs = fetch_autonomous(repo, remote, token=token).get(MEMORY_BRANCH)
+        ours = repo.branch_tip(MEMORY_BRANCH)
+        if ours is None or (theirs is not None and repo.is_merged(ours, theirs)):
+            if theirs is not None and remote_url(repo, remote) is not None:
+                catch_up_memory(repo, remote, timezone=timezone)
+            return None
+        if theirs is None or repo.is_merged(theirs, ours):
+            new = ours
+        else:
+            new = join_memory(repo, ours, theirs, timezone=timezone)
+        try:
+            push_cas(repo, remote, MEMORY_REF, new, expected=theirs, token=token)
+        except RefMovedError:
+            time.sleep(PUSH_BACKOFF * (attempt + 1))
+            continue
+        if new != ours:
+            with contextlib.suppress(RefMovedError):  # a session recorded meanwhile: next time
+                move_branch(repo, MEMORY_BRANCH, new, expected=ours)
+        return MEMORY_REF
+    raise UserError(
+        f"{MEMORY_BRANCH} on {remote} kept moving ({PUSH_ATTEMPTS} attempts); it is left as "
+        "it is, and the next run pushes this memory again (nothing of it is lost)"
+    )
+
+
+# -- records the memory branch could not take yet -----------------------------------------------
+
+
+def record_or_keep(
+    repo: Repo, result: SessionResult, *, timezone: str | None, state_dir: Path
+) -> list[str]:
+    """`record_session`, for a run that holds the run lock; returns notes for people.
+
+    A ref lock that a dead process left on the branch is cleared (as the run lock's leftovers
+    are); if the branch still cannot be written, the record waits in the state directory and
+    the next run stores it (`record_pending`): a session's record is never lost.
+    """
+    notes: list[str] = []
+    problem: RefMovedError | None = None
+    for attempt in range(2):
+        try:
+            record_session(repo, result, timezone=timezone)
+            return notes
+        except RefMovedError as err:
+            problem = err
+        if attempt == 0:
+            time.sleep(STALE_REF_LOCK)  # a live writer's lock is gone by now; a dead one's not
+            for lock in repo.clear_own_ref_locks(older_than=STALE_REF_LOCK):
+                notes.append(f"Removed {lock}, left by a process that died while writing it.")
+    path = state_dir / PENDING_DIR / f"{result.session}.json"
+    kept = {"timezone": timezone, "record": result.to_record()}
+    write_atomic(path, mask(json.dumps(kept, ensure_ascii=False)).encode())
+    notes.append(
+        f"{MEMORY_BRANCH} could not be written ({problem}); the session's record waits in "
+        f"{path} and the next run stores it."
+    )
+    return notes
+
+
+def record_pending(repo: Repo, state_dir: Path) -> list[str]:
+    """Store the records earlier runs could not (`record_or_keep`); returns notes for people."""
+    notes: list[str] = []
+    for path in sorted((state_dir / PENDING_DIR).glob("*.json")):
+        try:
+            kept = json.loads(path.read_text(encoding="utf-8"))
+            result = SessionResult.from_record(kept["record"])
+            record_session(repo, result, timezone=kept.get("timezone"))
+        except (OSError, ValueError, KeyError, TypeError, RefMovedError) as err:
+            notes.append(f"A waiting session record could not be stored yet ({err}): {path}")
+            continue
+        path.unlink()
+        notes.append(f"Stored session {result.session}'s record, which an earlier run could not.")
+    return notes
+
+
+def load_session(repo: Repo, session: str) -> SessionResult | None:
+    """One recorded session, or None when the memory branch has no record of it."""
+    tip = repo.branch_tip(MEMORY_BRANCH)
+    data = None if tip is None else repo.read_blob(tip, session_path(session))
+    return None if data is None else _parse_record(data, session_path(session))
 
 
 def memory_entries(result: SessionResult, tz: tzinfo) -> dict[str, str]:
@@ -153,6 +318,10 @@ def _parse_record(data: bytes, path: str) -> SessionResult:
         return SessionResult.from_record(raw)
     except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
         raise UserError(f"not a session record ({err}); fix or delete it", where) from None
+
+
+def _blob(repo: Repo, commit: str, path: str) -> bytes:
+    return repo.read_blob(commit, path) or b""
 
 
 def _index_lines(data: bytes) -> Iterator[tuple[str, str]]:

@@ -19,6 +19,9 @@ from gitops_agent.sandbox.process import process_alive
 
 RUN_FILE = "run.json"
 LOCK_FILE = "run.lock"
+# A ref lock file (`<ref>.lock`) older than this, found while we hold the run lock, was left by
+# a process that died moving the ref: a live writer holds one for milliseconds. It is cleared.
+STALE_REF_LOCK = 1.0  # seconds
 
 
 def now_iso() -> str:

@@ -3,6 +3,11 @@
 In the workflow it runs after `verify` took the artifact's branches in; on a laptop it pushes
 what `run` or `integrate` made. No pull request when nothing was committed: then only the
 memory branch is pushed, so the next run (in a fresh clone) knows what happened.
+
+The memory branch is pushed without losing what other runs pushed there (`publish_memory`).
+A branch reaches the remote before its pull request can be opened; when opening it failed, the
+branch sat there with its tasks skipped as awaiting a review nobody was asked for. So every
+publication also opens the missing pull request of each such branch.
 """
 
 from __future__ import annotations
@@ -14,11 +19,13 @@ from pathlib import Path
 from gitops_agent.commands.bundle import BODY_FILE, RESULT_FILE, read_result
 from gitops_agent.errors import UserError
 from gitops_agent.files import read_text
-from gitops_agent.git.remote import DEFAULT_REMOTE, push, remote_url
-from gitops_agent.github import GitHub, PullRequest, repository_from_url
-from gitops_agent.project import load_base
+from gitops_agent.git.remote import DEFAULT_REMOTE, fetch_autonomous, push, remote_url
+from gitops_agent.github import GitHub, GitHubError, PullRequest, repository_from_url
+from gitops_agent.memory import load_session, publish_memory
+from gitops_agent.project import Base, load_base
 from gitops_agent.render import render
 from gitops_agent.results import MEMORY_BRANCH
+from gitops_agent.session import pr_body
 
 LABELS = ("gitops-agent",)
 TITLE_LIMIT = 120
@@ -30,6 +37,8 @@ class Publication:
     pull: PullRequest | None
     created: bool
     labels: tuple[str, ...]
+    repaired: tuple[PullRequest, ...] = ()  # opened for branches pushed earlier without one
+    notes: tuple[str, ...] = ()  # for people: what could not be done, and what happens next
 
 
 def publish(
@@ -43,10 +52,13 @@ def publish(
     plan: Path | None = None,
     constraints: Path | None = None,
     require_github: bool = True,
+    pull_failure_ok: bool = False,
 ) -> Publication:
     """Push the result's branch and the memory branch to `remote`; open or update the PR.
 
     The branch and PR text come from an artifact directory (`bundle --out`), or are given.
+    With `pull_failure_ok` (run --push), a pull request GitHub would not open is a note: the
+    branches are pushed, and the next publication opens it.
     """
     if artifact is not None:
         data = read_result(artifact / RESULT_FILE)
@@ -55,28 +67,81 @@ def publish(
             body_file = artifact / BODY_FILE
     base = load_base(repo_dir, plan, constraints)
     repo = base.repo
-    wanted = [b for b in (branch, MEMORY_BRANCH) if b and repo.branch_tip(b) is not None]
-    if branch and branch not in wanted:
+    if branch and repo.branch_tip(branch) is None:
         raise UserError(f"branch {branch} does not exist here (run `verify` first)", str(repo.root))
-    pushed = push(repo, remote, wanted)
-    if not branch:
-        return Publication(tuple(pushed), None, False, ())
-    tip = repo.branch_tip(branch)
-    assert tip is not None  # checked above
-    order = {task.id: n for n, task in enumerate(base.project.plan.tasks)}
-    found = {c.trailers.get("Task-Id", "") for c in repo.commits_between(tip, base.commit)}
-    tasks = sorted(found - {""}, key=lambda t: (order.get(t, len(order)), t))
-    if body_file is not None:
-        body = read_text(body_file, str(body_file))
-    else:
-        body = render("integration-pr.md.j2", branch=branch, base=base.branch, tasks=tasks)
+    pushed = push(repo, remote, [branch]) if branch else []
+    timezone = base.project.plan.settings.timezone
+    memory = publish_memory(repo, remote, timezone=timezone)
+    pushed += [memory] if memory else []
     repository = repository or repository_from_url(remote_url(repo, remote))
     if repository is None and not os.environ.get("GITHUB_REPOSITORY") and not require_github:
         return Publication(tuple(pushed), None, False, ())  # not on GitHub: pushed only
     github = GitHub.from_env(repository)
-    published = github.open_or_update_pull(branch, base.branch, _title(tasks, branch), body)
-    labels = github.add_labels(published.pull.number, LABELS)
-    return Publication(tuple(pushed), published.pull, published.created, tuple(labels))
+    notes: list[str] = []
+    pull: PullRequest | None = None
+    created = False
+    labels: tuple[str, ...] = ()
+    if branch:
+        tip = repo.branch_tip(branch)
+        assert tip is not None  # checked above
+        tasks = _tasks(base, tip)
+        if body_file is not None:
+            body = read_text(body_file, str(body_file))
+        else:
+            body = render("integration-pr.md.j2", branch=branch, base=base.branch, tasks=tasks)
+        try:
+            published = github.open_or_update_pull(branch, base.branch, _title(tasks, branch), body)
+            pull, created = published.pull, published.created
+            labels = tuple(github.add_labels(pull.number, LABELS))
+        except GitHubError as err:
+            if not pull_failure_ok:
+                raise
+            notes.append(
+                f"The pull request for {branch} was not opened ({err}). The branch is on "
+                f"{remote}: the next run (or `gitops-agent publish`) opens it."
+            )
+    repaired = _open_missing(base, github, remote, skip=branch, notes=notes)
+    return Publication(tuple(pushed), pull, created, labels, tuple(repaired), tuple(notes))
+
+
+def _open_missing(
+    base: Base, github: GitHub, remote: str, *, skip: str | None, notes: list[str]
+) -> list[PullRequest]:
+    """Open the pull request of every unmerged branch on `remote` that never had one."""
+    repo = base.repo
+    opened: list[PullRequest] = []
+    for branch, tip in fetch_autonomous(repo, remote).items():
+        if branch in (MEMORY_BRANCH, skip) or repo.is_merged(tip, base.commit):
+            continue
+        tasks = _tasks(base, tip)
+        try:
+            if github.pulls_for(branch, state="all"):
+                continue  # open, merged or closed: a person has it, or had it
+            published = github.open_or_update_pull(
+                branch, base.branch, _title(tasks, branch), _body(base, branch, tasks)
+            )
+            github.add_labels(published.pull.number, LABELS)
+        except GitHubError as err:
+            notes.append(f"{branch} still has no pull request ({err}); the next run tries again.")
+            continue
+        opened.append(published.pull)
+    return opened
+
+
+def _tasks(base: Base, tip: str) -> list[str]:
+    """The ids of the tasks a branch carries, in plan order."""
+    order = {task.id: n for n, task in enumerate(base.project.plan.tasks)}
+    found = {c.trailers.get("Task-Id", "") for c in base.repo.commits_between(tip, base.commit)}
+    return sorted(found - {""}, key=lambda t: (order.get(t, len(order)), t))
+
+
+def _body(base: Base, branch: str, tasks: list[str]) -> str:
+    """A session branch's description as its run wrote it (from the session's record); any
+    other branch's, as `integrate` writes it."""
+    session = load_session(base.repo, branch.removeprefix("autonomous/"))
+    if session is not None and session.branch == branch:
+        return pr_body(session, base.project.constraints)
+    return render("integration-pr.md.j2", branch=branch, base=base.branch, tasks=tasks)
 
 
 def _title(tasks: list[str], branch: str) -> str:

@@ -1,10 +1,17 @@
-"""`gitops-agent run`: one session, and (with --push) its branches pushed and its pull request."""
+"""`gitops-agent run`: one session, and (with --push) its branches pushed and its pull request.
+
+With --push the run also coordinates with runs on other machines through the remote: it claims
+each task there before running it (`claims`), and gives the claims back once its results are
+pushed, so that the other runs see them awaiting review.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+from gitops_agent.claims import Claims
+from gitops_agent.git.remote import DEFAULT_REMOTE
 from gitops_agent.results import Listener, SessionResult
 from gitops_agent.session import RunOptions, run_session
 
@@ -13,24 +20,33 @@ def run(
     options: RunOptions, listener: Listener, *, push: bool
 ) -> tuple[SessionResult, dict[str, Any], list[str]]:
     """The session's result, the contract's JSON object, and lines for people (push results)."""
-    result = run_session(options, listener)
-    data = result.to_contract()
+    claims = Claims.open(options.repo, DEFAULT_REMOTE) if push else None
     said: list[str] = []
-    if push:
-        from gitops_agent.commands.publish import publish
+    try:
+        result = run_session(options, listener, claims=claims)
+        data = result.to_contract()
+        if push:
+            from gitops_agent.commands.publish import publish
 
-        body = Path(result.pr_body) if result.pr_body else None
-        published = publish(
-            options.repo,
-            branch=result.branch,
-            body_file=body,
-            plan=options.plan,
-            constraints=options.constraints,
-            require_github=False,
-        )
-        said.append(f"Pushed: {', '.join(published.pushed) or 'nothing'}")
-        if published.pull is not None:
-            said.append(f"Pull request: {published.pull.url}")
-        data["pushed"] = list(published.pushed)
-        data["pull_request"] = published.pull.url if published.pull else None
+            body = Path(result.pr_body) if result.pr_body else None
+            published = publish(
+                options.repo,
+                branch=result.branch,
+                body_file=body,
+                plan=options.plan,
+                constraints=options.constraints,
+                require_github=False,
+                pull_failure_ok=True,
+            )
+            said.append(f"Pushed: {', '.join(published.pushed) or 'nothing'}")
+            if published.pull is not None:
+                said.append(f"Pull request: {published.pull.url}")
+            said += [f"Opened the missing pull request {pull.url}" for pull in published.repaired]
+            said += published.notes
+            data["pushed"] = list(published.pushed)
+            data["pull_request"] = published.pull.url if published.pull else None
+            data["pull_requests_repaired"] = [pull.url for pull in published.repaired]
+    finally:
+        if claims is not None:
+            said += claims.release_all()
     return result, data, said

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,8 +20,16 @@ from pygit2.enums import CredentialType, FetchPrune, FileMode, ReferenceType
 
 from gitops_agent.change import Change
 from gitops_agent.errors import UserError
+from gitops_agent.files import write_atomic
 
-from .repo import OWN_PREFIX, CommitInfo, RefMovedError, Repo
+from .repo import (
+    OWN_PREFIX,
+    TOOL_REF_PREFIX,
+    CommitInfo,
+    RefMovedError,
+    Repo,
+    full_message,
+)
 from .workspace import _file_changes
 
 TOKEN_VARIABLES = ("GITHUB_TOKEN", "GH_TOKEN")
@@ -102,24 +111,55 @@ def push(
     return [spec.split(":", 1)[0] for spec in specs]
 
 
-def fetch_autonomous(repo: Repo, remote: str = "origin", *, token: str | None = None) -> None:
-    """Update `refs/remotes/<remote>/autonomous/*` as `git fetch --prune` would; nothing else.
+def fetch_autonomous(
+    repo: Repo, remote: str = "origin", *, token: str | None = None
+) -> dict[str, str]:
+    """Update the remote's autonomous branches here as `git fetch --prune` would; nothing else.
+    Returns them (`autonomous/x` -> tip), sorted.
 
-    Pruning matters: a branch deleted after its pull request was merged no longer awaits review.
+    They go to `refs/remotes/<remote>/autonomous/` for a configured remote, and to
+    `refs/gitops-agent/fetched/autonomous/` for a path or URL. Pruning matters: a branch deleted
+    after its pull request was merged no longer awaits review.
     """
-    if remote not in repo._repo.remotes.names():
-        raise UserError(f"no remote named {remote!r} (see `git remote -v`)", str(repo.root))
-    spec = f"+{OWN_PREFIX}*:refs/remotes/{remote}/autonomous/*"
+    prefix = tracking_prefix(repo, remote)
+    fetch_refs(repo, remote, [f"+{OWN_PREFIX}*:{prefix}*"], token=token)
+    return _tips_under(repo, prefix)
+
+
+def tracking_prefix(repo: Repo, remote: str) -> str:
+    """Where the autonomous branches of `remote` (a name, path or URL) are kept once fetched."""
+    if remote in repo._repo.remotes.names():
+        return f"refs/remotes/{remote}/autonomous/"
+    return f"{TOOL_REF_PREFIX}fetched/autonomous/"
+
+
+def fetch_refs(repo: Repo, remote: str, specs: Sequence[str], *, token: str | None = None) -> None:
+    """Fetch `specs` (`+refs/x/*:refs/y/*`, destinations in our namespaces) from the configured
+    `remote`, pruning what it no longer has. Nothing else of the repository changes.
+
+    Two libgit2 habits are kept out: a named remote also brings the tags that point into what it
+    fetched (refs/tags/ is the person's), so the fetch goes through an anonymous remote with the
+    same URL; and every fetch rewrites FETCH_HEAD, so the person's FETCH_HEAD is put back.
+    """
+    url = _fetch_url(repo, remote)
     callbacks = _Callbacks(token if token is not None else token_from_env())
+    handle = repo._repo.remotes.create_anonymous(url)
+    fetch_head = repo.git_dir / "FETCH_HEAD"
+    before = fetch_head.read_bytes() if fetch_head.is_file() else None
     try:
-        repo._repo.remotes[remote].fetch([spec], callbacks=callbacks, prune=FetchPrune.PRUNE)
+        handle.fetch(list(specs), callbacks=callbacks, prune=FetchPrune.PRUNE)
     except pygit2.GitError as err:
         raise UserError(f"fetch from {remote} failed: {err}", str(repo.root)) from err
+    finally:
+        _restore_fetch_head(fetch_head, before, url)
 
 
 def remote_branches(repo: Repo, remote: str = "origin") -> dict[str, str]:
     """The remote's autonomous branches as last fetched (`autonomous/x` -> tip), sorted."""
-    prefix = f"refs/remotes/{remote}/autonomous/"
+    return _tips_under(repo, f"refs/remotes/{remote}/autonomous/")
+
+
+def _tips_under(repo: Repo, prefix: str) -> dict[str, str]:
     tips: dict[str, str] = {}
     for refname in repo._repo.references:
         if refname.startswith(prefix):
@@ -185,8 +225,56 @@ def move_branch(repo: Repo, branch: str, target: str, *, expected: str) -> None:
     oid = repo._commit(target).id
     try:
         ref.set_target(oid, f"gitops-agent: {branch} moved to {str(oid)[:12]}")
-    except pygit2.GitError as err:
+    except (pygit2.GitError, OSError) as err:  # OSError: its lock file is there
         raise RefMovedError(f"{refname} changed while moving it; left as it is") from err
+
+
+def push_cas(
+    repo: Repo,
+    remote: str,
+    refname: str,
+    new: str | None,
+    *,
+    expected: str | None,
+    token: str | None = None,
+) -> None:
+    """Set `refname` on `remote` to the commit `new` (None deletes it), only if it is still at
+    `expected` (None: only if it does not exist): a push with `--force-with-lease` semantics.
+
+    Raises RefMovedError when the remote's ref is elsewhere; the caller reads it again and
+    decides. Over the network the server checks the old value under its ref lock (the push
+    protocol sends it); libgit2's local transport does not, so a remote on this machine is
+    updated here, with libgit2's own compare-and-swap on that repository's ref.
+    """
+    if not refname.startswith((OWN_PREFIX, TOOL_REF_PREFIX)):
+        raise ValueError(f"not one of our refs: {refname!r}")
+    if new is None and expected is None:
+        return
+    handle = _remote(repo, remote)
+    local = _local_repository(repo, handle.push_url or handle.url or "")
+    if local is not None:
+        _swap_local(repo, local, refname, new, expected)
+        return
+    callbacks = _Lease(token if token is not None else token_from_env(), refname, expected)
+    spec = f"+{new}:{refname}" if new is not None else f":{refname}"
+    try:
+        handle.push([spec], callbacks=callbacks)
+    except pygit2.GitError as err:
+        raise UserError(f"push to {_show_url(handle)} failed: {err}", str(repo.root)) from err
+    why = callbacks.refused.get(refname)
+    if why is not None:
+        if any(word in why for word in _MOVED_WORDS):
+            raise RefMovedError(f"{refname} moved on {_show_url(handle)} ({why})")
+        raise UserError(f"{_show_url(handle)} refused {refname} ({why})", str(repo.root))
+
+
+def record_commit(repo: Repo, message: str, trailers: Mapping[str, str]) -> str:
+    """A commit of the empty tree, with no parent and on no ref: a small record to push (a
+    claim), whose `trailers` say what it records."""
+    raw = repo._repo
+    sig = repo._signature()
+    text = full_message(message, trailers)
+    return str(raw.create_commit(None, sig, sig, text, raw.TreeBuilder().write(), []))
 
 
 # -- bundles (git CLI) ---------------------------------------------------------------------
@@ -309,6 +397,126 @@ def merge_is_clean_of(repo: Repo, commit: str) -> bool:
 
 
 # -- internals -------------------------------------------------------------------------------
+
+# What a server says when a ref was not where the push found it (the push was a lease).
+_MOVED_WORDS = ("failed to update ref", "cannot lock ref", "stale info", "fetch first")
+_ZERO = pygit2.Oid(hex="0" * 40)
+
+
+class _Lease(_Callbacks):
+    """Refuses the push, before anything is sent, unless the remote's ref is where we expect."""
+
+    def __init__(self, token: str | None, refname: str, expected: str | None) -> None:
+        super().__init__(token)
+        self._refname = refname
+        self._expected = expected
+
+    def push_negotiation(self, updates: list[pygit2.remotes.PushUpdate]) -> None:
+        for update in updates:
+            if update.dst_refname != self._refname:
+                continue
+            found = None if update.src == _ZERO else str(update.src)
+            if found != self._expected:
+                raise RefMovedError(
+                    f"{self._refname} on the remote is at {found or 'nothing'}, "
+                    f"not {self._expected or 'nothing'}"
+                )
+
+
+def _local_repository(repo: Repo, url: str) -> Path | None:
+    """The directory of a remote on this machine (a path or file:// URL); None for a server."""
+    if url.startswith("file://"):
+        return Path(urllib.parse.unquote(url.removeprefix("file://")))
+    if not url or "://" in url or ":" in url.split("/", 1)[0]:  # scheme, or scp-like host:path
+        return None
+    path = Path(url)
+    return path if path.is_absolute() else repo.root / path
+
+
+def _swap_local(
+    repo: Repo, path: Path, refname: str, new: str | None, expected: str | None
+) -> None:
+    try:
+        theirs = pygit2.Repository(str(path))
+    except pygit2.GitError as err:
+        raise UserError(f"cannot open the remote repository: {err}", str(path)) from err
+    if new is not None:
+        _copy_objects(repo._repo, theirs, pygit2.Oid(hex=new))
+    ref = theirs.references.get(refname)
+    found = None if ref is None else str(ref.target)
+    if found != expected:
+        raise RefMovedError(f"{refname} on {path} is at {found or 'nothing'}, not {expected}")
+    log = f"gitops-agent: push {refname}"
+    try:
+        if new is None:
+            assert ref is not None
+            ref.delete()  # libgit2 checks, under the ref's lock, that it is still at `expected`
+        elif ref is None:
+            theirs.create_reference(refname, pygit2.Oid(hex=new), False, log)
+        else:
+            ref.set_target(pygit2.Oid(hex=new), log)  # the same check, then the move
+    except (pygit2.GitError, OSError, ValueError) as err:  # OSError: its lock file is there
+        raise RefMovedError(f"{refname} on {path} changed while it was pushed") from err
+
+
+def _copy_objects(source: pygit2.Repository, target: pygit2.Repository, tip: pygit2.Oid) -> None:
+    """Write into `target` every object reachable from `tip` that it lacks, each one only after
+    all it points to, so that an interrupted copy never leaves an object whose parts are missing.
+    """
+    done: set[pygit2.Oid] = set()
+    stack: list[tuple[pygit2.Oid, bool]] = [(tip, False)]
+    while stack:
+        oid, expanded = stack.pop()
+        if oid in done or oid in target.odb:
+            continue
+        if expanded:
+            kind, data = source.odb.read(oid)
+            target.odb.write(kind, data)
+            done.add(oid)
+            continue
+        stack.append((oid, True))
+        obj = source[oid]
+        if isinstance(obj, pygit2.Commit):
+            children = [obj.tree_id, *obj.parent_ids]
+        elif isinstance(obj, pygit2.Tree):
+            children = [entry.id for entry in obj if entry.filemode != FileMode.COMMIT]
+        elif isinstance(obj, pygit2.Tag):
+            children = [obj.target]
+        else:
+            children = []
+        stack.extend((child, False) for child in children)
+
+
+def _restore_fetch_head(path: Path, before: bytes | None, url: str) -> None:
+    """Put back the FETCH_HEAD a fetch of ours replaced, unless a person's own fetch wrote it
+    meanwhile: libgit2 writes lines that name the URL fetched from, `... of <url>`."""
+    try:
+        now = path.read_bytes()
+    except FileNotFoundError:
+        return
+    ours = all(line.endswith(f" of {url}".encode()) for line in now.splitlines())
+    if now == before or not ours:
+        return
+    if before is None:
+        path.unlink(missing_ok=True)
+    else:
+        write_atomic(path, before, fsync=False)
+
+
+def _fetch_url(repo: Repo, remote: str) -> str:
+    """The URL to fetch from: a configured remote's, or the path or URL given."""
+    if remote in repo._repo.remotes.names():
+        url = repo._repo.remotes[remote].url
+        if not url:
+            raise UserError(f"the remote {remote!r} has no URL", str(repo.root))
+    elif "://" in remote or remote.startswith("git@"):
+        url = remote
+    elif Path(remote).exists():
+        url = str(Path(remote).resolve())
+    else:
+        raise UserError("no such remote: neither a remote's name nor a path", remote)
+    local = _local_repository(repo, url)
+    return str(local) if local is not None else url
 
 
 def remote_url(repo: Repo, remote: str) -> str | None:

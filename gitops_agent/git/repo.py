@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,12 @@ TOOL_REF_PREFIX = "refs/gitops-agent/"
 DEFAULT_IDENTITY = ("gitops-agent", "gitops-agent@localhost")
 NO_TRAILERS: Mapping[str, str] = MappingProxyType({})
 _TRAILER_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
+
+# libgit2 maps a pack in windows of 1 GiB, and what it reads stays in this process's resident
+# memory while mapped: 16 MB of a 387 MB pack for a checkout of its tip, 43 MB for an older
+# commit. At most 16 MiB mapped at once bounds that; those checkouts took no longer (measured).
+pygit2.settings.mwindow_size = 8 << 20
+pygit2.settings.mwindow_mapped_limit = 16 << 20
 
 
 class StoredBlob(NamedTuple):
@@ -147,15 +154,28 @@ class Repo:
                     tips[name] = tip
         return dict(sorted(tips.items()))
 
-    def clear_own_ref_locks(self) -> list[str]:
-        """Remove `*.lock` files under refs/heads/autonomous/: what a killed run leaves behind.
+    def clear_own_ref_locks(self, older_than: float = 0.0) -> list[str]:
+        """Remove `*.lock` files of our refs (autonomous branches, their remote-tracking copies,
+        refs/gitops-agent/): what a process killed while moving one leaves behind.
 
-        Call it only when a run was killed (its lock is ours now): a lock file there blocks
-        every later write to that branch, and no live writer of ours can own it.
+        Call it only while holding the run lock, so that no run of ours is writing. A lock file
+        blocks every later write to its ref; a live writer holds one for milliseconds, so one
+        that has been there `older_than` seconds belongs to a process that died (or froze).
         """
+        places = [
+            self.common_dir / OWN_PREFIX,
+            self.common_dir / TOOL_REF_PREFIX,
+            *self.common_dir.glob("refs/remotes/*/autonomous"),
+        ]
+        now = time.time()
         cleared = []
-        for lock in sorted((self.common_dir / OWN_PREFIX).rglob("*.lock")):
-            lock.unlink()
+        for lock in sorted(lock for place in places for lock in place.rglob("*.lock")):
+            try:
+                if now - lock.stat().st_mtime < older_than:
+                    continue
+                lock.unlink()
+            except FileNotFoundError:  # its writer finished meanwhile
+                continue
             cleared.append(lock.relative_to(self.common_dir).as_posix())
         return cleared
 
@@ -355,7 +375,7 @@ class Repo:
                 self._repo.create_reference(refname, oid, False, log)
             else:
                 ref.set_target(oid, log)  # fails if the ref moved since `ref` was read
-        except pygit2.GitError as err:
+        except (pygit2.GitError, OSError) as err:  # OSError: its lock file is there
             raise RefMovedError(f"{refname} changed while committing; left as it is") from err
         return str(oid)
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 import secrets
 import time
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
 
 from gitops_agent import __version__, evidence
 from gitops_agent.agents import AgentSpec, require_installed, resolve_agent
+from gitops_agent.claims import MARGIN as CLAIM_MARGIN
+from gitops_agent.claims import Claims
 from gitops_agent.constraints import Constraints
 from gitops_agent.errors import UserError
 from gitops_agent.files import decode, write_atomic
@@ -29,10 +31,10 @@ from gitops_agent.gate.verdict import (
     run_baseline,
     tree_lines,
 )
-from gitops_agent.git import Repo
-from gitops_agent.git.remote import DEFAULT_REMOTE, adopt_remote_branch, remote_url
+from gitops_agent.git import RefMovedError, Repo
+from gitops_agent.git.remote import DEFAULT_REMOTE, remote_url
 from gitops_agent.github import PullRequest
-from gitops_agent.memory import record_session
+from gitops_agent.memory import catch_up_memory, record_or_keep, record_pending
 from gitops_agent.notify import notify, notify_urls, session_notification
 from gitops_agent.plan import Task, set_status
 from gitops_agent.policy.eligibility import verdicts as check
@@ -49,7 +51,7 @@ from gitops_agent.render import fence, render
 from gitops_agent.results import MEMORY_BRANCH, Listener, Outcome, SessionResult, TaskResult
 from gitops_agent.review import tasks_awaiting_review
 from gitops_agent.runner import Runner
-from gitops_agent.runstate import RunState, run_lock
+from gitops_agent.runstate import STALE_REF_LOCK, RunState, run_lock
 from gitops_agent.session import queue as selection
 from gitops_agent.session.attempt import AttemptResult, Context, Verdict, attempt
 from gitops_agent.session.places import Places, remove_leftovers, session_places
@@ -72,19 +74,27 @@ def new_session_id(now: datetime) -> str:
     return f"{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
-def run_session(options: RunOptions, listener: Listener | None = None) -> SessionResult:
-    """Run one session in the repository; returns what happened to every task it considered."""
+def run_session(
+    options: RunOptions, listener: Listener | None = None, *, claims: Claims | None = None
+) -> SessionResult:
+    """Run one session in the repository; returns what happened to every task it considered.
+
+    With `claims` (run --push), each task is claimed on the remote before it is queued.
+    """
     listener = listener or Listener()
     repo = Repo.open(find_root(options.repo))
     state_dir = repo.common_dir / STATE_DIR
     with run_lock(state_dir) as notes:
         for note in notes:
             listener.note(note)
-        if notes:  # a run was killed: what it held is ours to clear now
-            for lock in repo.clear_own_ref_locks():
-                listener.note(f"Removed {lock}, left by the killed run.")
+        # No run of ours writes a ref while we hold the run lock: a ref lock a killed run left
+        # is ours to clear, and so is any other that has outlived a live writer's milliseconds.
+        for lock in repo.clear_own_ref_locks(older_than=0.0 if notes else STALE_REF_LOCK):
+            listener.note(f"Removed {lock}, left by a killed process.")
+        for note in record_pending(repo, state_dir):
+            listener.note(note)
         remove_leftovers(repo)
-        session = _Session.start(repo, state_dir, options, listener)
+        session = _Session.start(repo, state_dir, options, listener, claims)
         if session.constraints.keep_attempts_days:
             evidence.prune(repo, session.constraints.keep_attempts_days)
         return session.run()
@@ -110,6 +120,7 @@ class _Session:
     gate: Gate | None
     run_state: RunState
     tip: str  # the session branch's tip (the base until a first commit)
+    claims: Claims | None = None  # tasks are claimed on the remote (run --push)
     branch_made: bool = False
     marked: dict[str, str] | None = None  # task -> branch marking it NEEDS_HUMAN
     stopped: str | None = None  # why the session ended early
@@ -121,7 +132,12 @@ class _Session:
 
     @classmethod
     def start(
-        cls, repo: Repo, state_dir: Path, options: RunOptions, listener: Listener
+        cls,
+        repo: Repo,
+        state_dir: Path,
+        options: RunOptions,
+        listener: Listener,
+        claims: Claims | None = None,
     ) -> _Session:
         """Read the plan and constraints on the base; refuse (UserError) before writing
         anything when they cannot be run, the confinement they require included."""
@@ -130,13 +146,16 @@ class _Session:
         chosen = base_of(repo, options.plan, options.constraints)
         project = chosen.project
         runner = Runner.create(project.constraints, repo_root=repo.root)
-        # A fresh clone (every scheduled run) continues the remote's memory branch.
-        has_remote = remote_url(repo, DEFAULT_REMOTE) is not None
-        if has_remote and adopt_remote_branch(repo, DEFAULT_REMOTE, MEMORY_BRANCH) == "diverged":
-            listener.note(
-                f"{MEMORY_BRANCH} and {DEFAULT_REMOTE}/{MEMORY_BRANCH} have diverged; "
-                "this session appends to the local one."
-            )
+        if claims is not None:
+            claims.refresh()  # what other runs pushed since this clone was made
+        # A fresh clone (every scheduled run) continues the remote's memory branch; a clone
+        # whose memory moved on beside the remote's joins the two.
+        if remote_url(repo, DEFAULT_REMOTE) is not None:
+            timezone = project.plan.settings.timezone
+            try:
+                catch_up_memory(repo, DEFAULT_REMOTE, timezone=timezone)
+            except RefMovedError as err:
+                listener.note(f"{MEMORY_BRANCH} is left as it is for now ({err}).")
         for note in project.notes:
             listener.note(note)
         agent_word = options.agent_command or project.plan.settings.agent
@@ -157,6 +176,7 @@ class _Session:
             gate=resolve_gate(repo, chosen.commit, project.plan.settings),
             run_state=RunState(state_dir, session),
             tip=chosen.commit,
+            claims=claims,
         )
 
     def run(self) -> SessionResult:
@@ -173,7 +193,10 @@ class _Session:
             self.run_state.clear()
         result = self._finish(self.started_at)
         settings = self.project.plan.settings
-        record_session(self.repo, result, timezone=settings.timezone)
+        for note in record_or_keep(
+            self.repo, result, timezone=settings.timezone, state_dir=self.state_dir
+        ):
+            self.listener.note(note)
         message = session_notification(result)  # None unless something changed
         if message is not None:
             for problem in notify(notify_urls(settings.notify), *message):
@@ -202,6 +225,8 @@ class _Session:
                 self._mark_needs_human(choice.task, choice.pull)
             elif choice.decision is selection.Decision.AWAITING:
                 self._record(choice.task, Outcome.SKIPPED, choice.reason)
+            elif (taken := self._claim(choice.task, len(queue))) is not None:
+                self._record(choice.task, Outcome.SKIPPED, taken)
             else:
                 queue.append(choice.task)
         if self.agent is not None and any(task.run is None for task in queue):
@@ -222,6 +247,26 @@ class _Session:
                 )
             return []
         return queue
+
+    def _claim(self, task: Task, queued: int) -> str | None:
+        """None when the task may run here; else why not. With claims, the tasks the session
+        may run (up to its task limit) are claimed first, so no other run takes them meanwhile;
+        the claim lasts the session's time budget and a margin, then it expires."""
+        if self.claims is None or queued >= self.constraints.max_tasks_per_session:
+            return None
+        budget = timedelta(minutes=self.constraints.max_session_minutes)
+        held = self.claims.take(task.id, self.session, self.started_at + budget + CLAIM_MARGIN)
+        if held is not None:
+            return (
+                f"Another run is on it: session {held.session} claimed it until "
+                f"{held.expires.astimezone(UTC):%Y-%m-%d %H:%M} UTC."
+            )
+        # Fetched after the claim: a run that pushed this task's result and released it is seen.
+        waiting = tasks_awaiting_review(self.repo, self.base_commit).get(task.id)
+        if waiting is not None:
+            self.claims.release(task.id)
+            return f"Its result already awaits review on {waiting.branch} ({waiting.tip[:12]})."
+        return None
 
     def _rejected(self, task_ids: list[str]) -> dict[str, PullRequest]:
         """Which of these tasks a person rejected on GitHub. Not on GitHub or no token: nothing is
@@ -612,7 +657,7 @@ class _Session:
         )
         if self.branch_made:
             pr_path = self.state_dir / "sessions" / self.session / "pr-body.md"
-            write_atomic(pr_path, _pr_body(result, self.constraints).encode())
+            write_atomic(pr_path, pr_body(result, self.constraints).encode())
             result = replace(result, pr_body=str(pr_path))
         return result
 
@@ -625,7 +670,9 @@ def _feedback(attempt: int, failure: str, violations: tuple[str, ...], output: s
     return "\n".join(lines)
 
 
-def _pr_body(result: SessionResult, constraints: Constraints) -> str:
+def pr_body(result: SessionResult, constraints: Constraints) -> str:
+    """The pull request's description of a session (also for a PR opened later, from the
+    session's record)."""
     committed = [t for t in result.tasks if t.outcome is Outcome.COMMITTED]
     others = [t for t in result.tasks if t.outcome is not Outcome.COMMITTED]
     return render(
