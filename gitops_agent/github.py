@@ -196,6 +196,37 @@ class GitHub:
             raise GitHubError("unexpected answer to GET actions/permissions/workflow", 0)
         return data
 
+    # -- what the token may do -------------------------------------------------------------------
+    # A fine-grained token lists no scopes (no X-OAuth-Scopes header), and `permissions` in
+    # GET /repos are its owner's, not its own. So ask with a write GitHub must refuse: it checks
+    # the token's permission first (403, or 404 where it may not even read), and only then the
+    # request (422). Neither request can succeed, so nothing is created.
+
+    def may_push(self) -> bool:
+        """Whether the token may create branches here (contents: write)."""
+        return self._permitted(
+            "POST",
+            f"/repos/{self.repository}/git/refs",
+            {"ref": "refs/heads/autonomous/gitops-agent-permission-check", "sha": "0" * 40},
+        )
+
+    def may_open_pulls(self) -> bool:
+        """Whether the token may open pull requests here (pull-requests: write)."""
+        return self._permitted(
+            "POST", f"/repos/{self.repository}/pulls", {"title": "", "head": "", "base": ""}
+        )
+
+    def _permitted(self, method: str, path: str, body: Mapping[str, Any]) -> bool:
+        try:
+            self._call(method, path, body=body)
+        except GitHubError as err:
+            if err.status == 422:
+                return True
+            if err.status in (403, 404):
+                return False
+            raise
+        return True  # accepted: allowed (it cannot have been, with that body)
+
     # -- transport -------------------------------------------------------------------------------
 
     def _pages(self, path: str, query: Mapping[str, str]) -> list[dict[str, Any]]:

@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gitops_agent.errors import PlanError
+from gitops_agent.install_source import InstallSource
 from gitops_agent.mdblocks import blocks, split_lines
 from gitops_agent.yamlmap import load_mapping, split_front_matter
 
@@ -73,6 +74,8 @@ PLAN_SETTINGS: dict[str, str] = {
     "timezone": "the time zone of memory logs and reports, e.g. Europe/Warsaw (default UTC)",
     "notify": "notification URLs (apprise), one or a list; also GITOPS_AGENT_NOTIFY",
     "schedule": "when the scheduled workflow runs, a cron line (default 0 2 * * *)",
+    "install": "where the workflow installs gitops-agent from: git+https://...@<commit> or "
+    "gitops-agent==X --hash=sha256:... (default: where this copy came from)",
 }
 
 
@@ -139,6 +142,7 @@ class Settings:
     timezone: str | None = None
     notify: tuple[str, ...] | None = None
     schedule: str | None = None
+    install: InstallSource | None = None
     lines: tuple[tuple[str, int], ...] = ()  # (key, line) for messages
 
     def line_of(self, key: str) -> int | None:
@@ -280,6 +284,8 @@ def _plan_setting(key: str, value: Any, path: str, line: int) -> Any:
         return value.strip()
     if key == "gate":
         return _gate_entries(value, path, line)
+    if key == "install":
+        return InstallSource.create(value, path, line)
     if key == "notify":
         if isinstance(value, str) and value.strip():
             return (value,)

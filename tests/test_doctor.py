@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
 
 from test_github import TOKEN, done, serve
 
+from conftest import git, make_repo
 from test_run import EDITABLE_PACKAGE, STAND_INS, editable_venv, make_project, task_block
+from testing import github_permissions
 
 TASKS = task_block("t1", "Add a", run="touch src/a.py")
 
@@ -171,3 +174,122 @@ def test_an_editable_install_into_the_repository_is_named_with_what_it_means(tmp
 
     # Outside that environment, the gate's python has nothing of the repository.
     assert "gate python" not in doctor(cli, repo, "--skip-gate")[1]
+
+
+# -- the workflow file, where it installs from, and personal tokens ---------------------------
+
+WORKFLOW = ".github/workflows/gitops-agent.yml"
+# Loopback, nothing listening: the source cannot be asked, and no test reaches the network.
+UNREACHABLE = (
+    "git+https://127.0.0.1:9/octo-org/gitops-agent@0123456789abcdef0123456789abcdef01234567"
+)
+
+
+def actions_project(tmp_path: Path, cli: Any, *, schedule: str = "0 2 * * *") -> Path:
+    """A project with `install:` set and the workflow `init --github` wrote, not yet committed."""
+    plan = (
+        f'---\ngate: "true"\nschedule: "{schedule}"\ninstall: {UNREACHABLE}\n---\n# Plan\n\n'
+        "### Ready for Autonomous Execution ✅\n\n" + TASKS
+    )
+    repo = make_repo(tmp_path / "repo", {"PROJECT_PLAN.md": plan})
+    made = cli("init", "--github", cwd=repo)
+    assert made.returncode == 0, made.stderr
+    return repo
+
+
+def commit_all(repo: Path, message: str) -> None:
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", message)
+
+
+def test_a_current_committed_workflow_passes_and_an_unreachable_source_only_warns(
+    tmp_path, cli
+) -> None:
+    repo = actions_project(tmp_path, cli)
+    commit_all(repo, "Add the workflow")
+    code, checks = doctor(cli, repo, "--skip-gate")
+    assert checks["workflow"]["status"] == "ok", checks["workflow"]
+    assert "session mode" in checks["workflow"]["message"]
+    assert checks["workflow committed"]["status"] == "ok"
+    source = checks["install source"]
+    assert source["status"] == "warn"  # could not be checked: not a failure
+    assert "not checked" in source["message"] and "could not reach" in source["message"]
+    assert code == 0
+
+
+def test_an_uncommitted_workflow_warns_that_scheduled_runs_will_not_see_it(tmp_path, cli) -> None:
+    repo = actions_project(tmp_path, cli)
+    _code, checks = doctor(cli, repo, "--skip-gate")
+    assert checks["workflow"]["status"] == "ok"  # what init writes, but only here
+    committed = checks["workflow committed"]
+    assert committed["status"] == "warn"
+    assert "not committed on main" in committed["message"]
+
+    commit_all(repo, "Add the workflow")
+    text = (repo / WORKFLOW).read_text(encoding="utf-8")
+    (repo / WORKFLOW).write_text(text.replace("timeout-minutes: 30", "timeout-minutes: 45"))
+    committed = doctor(cli, repo, "--skip-gate")[1]["workflow committed"]
+    assert committed["status"] == "warn"
+    assert "- timeout-minutes: 30; + timeout-minutes: 45" in committed["message"]
+
+
+def test_a_stale_workflow_warns_naming_the_difference(tmp_path, cli) -> None:
+    repo = actions_project(tmp_path, cli)
+    commit_all(repo, "Add the workflow")
+    plan = (repo / "PROJECT_PLAN.md").read_text(encoding="utf-8")
+    (repo / "PROJECT_PLAN.md").write_text(plan.replace("0 2 * * *", "30 3 * * 1-5"))
+    commit_all(repo, "Run on weekdays")  # the plan moved on; the workflow did not
+    code, checks = doctor(cli, repo, "--skip-gate")
+    stale = checks["workflow"]
+    assert stale["status"] == "warn" and code == 0
+    assert '- - cron: "0 2 * * *"; + - cron: "30 3 * * 1-5"' in stale["message"]
+    assert "init --github --force" in stale["fix"]
+
+
+def test_action_pins_moved_by_dependabot_are_not_staleness(tmp_path, cli) -> None:
+    repo = actions_project(tmp_path, cli)
+    text = (repo / WORKFLOW).read_text(encoding="utf-8")
+    moved = re.sub(
+        r"(actions/checkout@)[0-9a-f]{40} # v[\d.]+", r"\g<1>" + "f" * 40 + " # v9.9.9", text
+    )
+    assert moved != text
+    (repo / WORKFLOW).write_text(moved, encoding="utf-8")
+    commit_all(repo, "Bump actions/checkout")
+    assert doctor(cli, repo, "--skip-gate")[1]["workflow"]["status"] == "ok"
+
+
+def test_a_fine_grained_token_is_judged_by_what_github_lets_it_do(tmp_path, cli) -> None:
+    repo = make_project(tmp_path, TASKS)
+    allowed = "github_pat_11AAAAAAA0allowed0000000000000000000000000000000000000000000000"
+    read_only = "github_pat_11AAAAAAA0readonly000000000000000000000000000000000000000000000"
+    repository = github_permissions.Repository(
+        "octo-org/widgets",
+        {
+            allowed: {"contents": "write", "pull_requests": "write"},
+            read_only: {"contents": "read", "pull_requests": "read"},
+        },
+    )
+    with github_permissions.serve(repository) as api:
+        env = {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_REPOSITORY": "octo-org/widgets",
+            "GITHUB_API_URL": api.url,
+        }
+        code, checks = doctor(cli, repo, "--skip-gate", env={**env, "GITHUB_TOKEN": allowed})
+        assert code == 0, checks
+        assert checks["token"]["status"] == "ok"
+        assert "fine-grained token may push" in checks["token"]["message"]
+        assert checks["pull requests"]["status"] == "ok"
+        assert "ci on the PR" not in checks  # its pull requests start other workflows
+        # It was asked, not told: no request it made was carried out.
+        assert {status for _, _, status in api.requests} <= {200, 422}
+        assert ("GET", "/repos/octo-org/widgets/actions/permissions/workflow", 200) not in (
+            api.requests
+        )
+
+        code, checks = doctor(cli, repo, "--skip-gate", env={**env, "GITHUB_TOKEN": read_only})
+    assert code == 2
+    assert checks["token"]["status"] == "fail"
+    assert "Contents: Read and write" in checks["token"]["fix"]
+    assert checks["pull requests"]["status"] == "fail"
+    assert "Pull requests: Read and write" in checks["pull requests"]["fix"]

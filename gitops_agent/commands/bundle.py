@@ -3,6 +3,10 @@
 The directory holds `result.bundle` (the result's branch and autonomous/memory, less what the
 remote already has), `result.json` (the run's or integrate's JSON) and `pr-body.md` when the
 result has one. The job that wrote it is not trusted: `verify` checks it all again.
+
+A run that crashed leaves no result JSON (or an empty one, where its output was redirected):
+the artifact then carries the memory branch alone, with a result that names no branch, so the
+memory of a failed run is not lost.
 """
 
 from __future__ import annotations
@@ -25,11 +29,16 @@ RESULT_FILE = "result.json"
 BODY_FILE = "pr-body.md"
 
 
+# What a run that printed nothing (it crashed) is packed as: no session, no branch, no tasks.
+NO_RESULT: dict[str, Any] = {"session": None, "branch": None, "tasks": []}
+
+
 @dataclass(frozen=True, slots=True)
 class Packed:
     directory: Path
     branches: tuple[str, ...]  # the branches the bundle carries (none: no bundle was written)
     files: tuple[str, ...]
+    crashed: bool = False  # the result JSON was missing or empty: the memory branch alone
 
 
 def read_result(path: Path) -> dict[str, Any]:
@@ -51,8 +60,10 @@ def read_result(path: Path) -> dict[str, Any]:
 
 
 def pack(repo_dir: Path | None, result: Path, out: Path) -> Packed:
-    """Write the artifact directory for `result` (the JSON `run --json` printed)."""
-    data = read_result(result)
+    """Write the artifact directory for `result` (the JSON `run --json` printed); when that is
+    missing or empty (the run crashed), the memory branch alone."""
+    crashed = not result.exists() or (result.is_file() and result.stat().st_size == 0)
+    data = dict(NO_RESULT) if crashed else read_result(result)
     repo = Repo.open(find_root(repo_dir))
     wanted = [data["branch"]] if data.get("branch") else []
     if repo.branch_tip(MEMORY_BRANCH) is not None:
@@ -68,4 +79,4 @@ def pack(repo_dir: Path | None, result: Path, out: Path) -> Packed:
     if isinstance(body, str) and Path(body).is_file():
         shutil.copyfile(body, out / BODY_FILE)
         files.append(BODY_FILE)
-    return Packed(out, tuple(carried), tuple(files))
+    return Packed(out, tuple(carried), tuple(files), crashed)

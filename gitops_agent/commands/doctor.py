@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 import json
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -19,13 +20,20 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from gitops_agent.agents import AgentSpec, installed_version, resolve_agent
-from gitops_agent.commands.github_init import WORKFLOW_PATH, agent_setup
+from gitops_agent.commands.github_init import (
+    WORKFLOW_PATH,
+    agent_setup,
+    diff_lines,
+    render_workflow,
+    workflow_source,
+)
 from gitops_agent.errors import UserError
 from gitops_agent.gate import resolve_gate
 from gitops_agent.gate.verdict import run_gate, tree_lines
 from gitops_agent.git import Workspace
 from gitops_agent.git.remote import token_from_env
 from gitops_agent.github import GitHub, GitHubError
+from gitops_agent.install_source import InstallSource, Reach, resolve
 from gitops_agent.plan import Queue, Task
 from gitops_agent.policy.eligibility import look_up_programs
 from gitops_agent.policy.preflight import run_command, run_program
@@ -84,7 +92,7 @@ def doctor(
     checks += _confinement(base)
     checks += _gate_python(base, env)
     checks += _gate(base, run_the_gate)
-    checks += _workflow(base)
+    checks += _workflow(base, env)
     if env.get("GITHUB_ACTIONS") == "true":
         checks += _github(env)
     return checks
@@ -428,17 +436,131 @@ def _gate_python_check(base: Base, python: str, hits: list[str]) -> Check:
     )
 
 
-def _workflow(base: Base) -> list[Check]:
-    if (base.repo.root / WORKFLOW_PATH).exists():
-        return [Check("workflow", Status.OK, f"{WORKFLOW_PATH} exists")]
-    return [
-        Check(
-            "workflow",
-            Status.WARN,
-            f"no {WORKFLOW_PATH}: nothing runs on a schedule",
-            "run `gitops-agent init --github` and commit the file",
+def _workflow(base: Base, env: Mapping[str, str]) -> list[Check]:
+    """Where the workflow installs gitops-agent from, whether that resolves, whether the file
+    is what `init --github` writes now from the base's plan, and whether it is committed there
+    (scheduled runs use the default branch's copy)."""
+    try:
+        local: str | None = (base.repo.root / WORKFLOW_PATH).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        local = None
+    except (OSError, UnicodeDecodeError) as err:
+        return [Check("workflow", Status.WARN, f"{WORKFLOW_PATH} cannot be read: {err}")]
+    blob = base.repo.read_blob(base.commit, WORKFLOW_PATH)
+    committed = blob.decode("utf-8", "replace") if blob is not None else None
+    settings = base.project.plan.settings
+    missing = Check(
+        "workflow",
+        Status.WARN,
+        f"no {WORKFLOW_PATH}: nothing runs on a schedule",
+        "run `gitops-agent init --github` and commit the file",
+    )
+    if local is None and committed is None and settings.install is None:
+        return [missing]  # not using Actions (yet): nothing more to say
+    source: InstallSource | None = None
+    try:
+        found = workflow_source(settings, base.project.plan.path)
+    except UserError as err:
+        checks = [
+            Check(
+                "install source",
+                Status.WARN,
+                err.message,
+                "set `install:` in the plan's front matter, commit it, then run "
+                "`gitops-agent init --github --force`",
+            )
+        ]
+    else:
+        source = found
+        checks = [_install_source(found, env)]
+    if local is None and committed is None:
+        return [*checks, missing]
+    if source is not None:  # what runs is the committed copy; else judge the one here
+        text, mine = (committed, f"on {base.branch}") if committed is not None else (local, "yours")
+        checks.append(_workflow_current(base, text or "", source, mine))
+    checks.append(_workflow_committed(base, local, committed))
+    return checks
+
+
+def _install_source(source: InstallSource, env: Mapping[str, str]) -> Check:
+    found = resolve(source, env)
+    if found.reach is Reach.OK:
+        return Check("install source", Status.OK, f"{source.spec}: {found.message}")
+    if found.reach is Reach.MISSING:
+        return Check(
+            "install source",
+            Status.FAIL,
+            f"{source.spec}: {found.message}; every run would fail to install gitops-agent",
+            "set `install:` in the plan's front matter to a commit or release that exists, "
+            "then run `gitops-agent init --github --force`",
         )
-    ]
+    return Check(
+        "install source",
+        Status.WARN,
+        f"{source.spec}: not checked ({found.message})",
+        "run `gitops-agent doctor` where it can reach the source",
+    )
+
+
+# A pinned action's commit and release comment: Dependabot moves them, and that is no drift.
+_PIN = re.compile(r"^(\s*-?\s*uses:\s*[^@\s]+)@[0-9a-f]{40}(?:\s+#.*)?$", re.MULTILINE)
+
+
+def _changes(old: str, new: str) -> list[str]:
+    """The removed and added lines from `old` to `new`, action pins aside."""
+    old, new = _PIN.sub(r"\1@<pin>", old), _PIN.sub(r"\1@<pin>", new)
+    return [line for line in diff_lines(old, new, WORKFLOW_PATH)[2:] if line[:1] in "+-"]
+
+
+def _summary(changes: list[str], limit: int = 6) -> str:
+    shown = "; ".join(" ".join(line.split()) for line in changes[:limit])
+    return shown + (f" (and {len(changes) - limit} more lines)" if len(changes) > limit else "")
+
+
+def _workflow_current(base: Base, text: str, source: InstallSource, mine: str) -> Check:
+    """Whether `text` is what `init --github` writes now from the base's plan (in either mode),
+    up to action pins that Dependabot moved."""
+    settings, constraints = base.project.plan.settings, base.project.constraints
+    found: dict[str, list[str]] = {}
+    for mode in ("session", "matrix"):
+        want = render_workflow(settings, constraints, mode=mode, source=source)
+        found[mode] = _changes(text, want)
+        if not found[mode]:
+            return Check(
+                "workflow",
+                Status.OK,
+                f"{WORKFLOW_PATH} is what `init --github` writes now ({mode} mode)",
+            )
+    closest = min(found.values(), key=len)
+    return Check(
+        "workflow",
+        Status.WARN,
+        f"{WORKFLOW_PATH} differs from what `gitops-agent init --github` writes now "
+        f"(- {mine}, + now): {_summary(closest)}",
+        "run `gitops-agent init --github --force` (it shows the diff) and commit it; if you "
+        "changed the file on purpose, keep it and mind this warning after upgrades",
+    )
+
+
+def _workflow_committed(base: Base, local: str | None, committed: str | None) -> Check:
+    if committed is None:
+        return Check(
+            "workflow committed",
+            Status.WARN,
+            f"{WORKFLOW_PATH} is not committed on {base.branch}: scheduled runs use the copy on "
+            "the default branch",
+            f"commit it on {base.branch} and push",
+        )
+    if local is not None and local != committed:
+        changed = [c for c in diff_lines(committed, local, WORKFLOW_PATH)[2:] if c[:1] in "+-"]
+        return Check(
+            "workflow committed",
+            Status.WARN,
+            f"your copy of {WORKFLOW_PATH} is not what is committed on {base.branch} "
+            f"(- {base.branch}, + yours): {_summary(changed)}",
+            f"commit it on {base.branch} (or discard the change)",
+        )
+    return Check("workflow committed", Status.OK, f"{WORKFLOW_PATH} is committed on {base.branch}")
 
 
 def _github(env: Mapping[str, str]) -> list[Check]:
@@ -458,6 +580,8 @@ def _github(env: Mapping[str, str]) -> list[Check]:
         info = github.repository_info()
     except (GitHubError, UserError) as err:
         return [Check("token", Status.FAIL, f"cannot read the repository: {err}")]
+    if not token.startswith("ghs_"):
+        return _personal_token(github, token)
     can_push = (info.get("permissions") or {}).get("push")
     if can_push is False:
         checks.append(
@@ -490,15 +614,46 @@ def _github(env: Mapping[str, str]) -> list[Check]:
                     "pull requests', or use a GITOPS_AGENT_TOKEN secret",
                 )
             )
-    if token.startswith("ghs_"):
-        checks.append(
-            Check(
-                "ci on the PR",
-                Status.WARN,
-                "an installation token: if it is the workflow's own GITHUB_TOKEN, the pull "
-                "requests it opens do not start other workflows, so your CI will not run on them",
-                "add a GitHub App token or a fine-grained personal access token (contents and "
-                "pull-requests write) as the GITOPS_AGENT_TOKEN secret",
-            )
+    checks.append(
+        Check(
+            "ci on the PR",
+            Status.WARN,
+            "an installation token: if it is the workflow's own GITHUB_TOKEN, the pull "
+            "requests it opens do not start other workflows, so your CI will not run on them",
+            "add a GitHub App token or a fine-grained personal access token (contents and "
+            "pull-requests write) as the GITOPS_AGENT_TOKEN secret",
         )
+    )
+    return checks
+
+
+def _personal_token(github: GitHub, token: str) -> list[Check]:
+    """A personal token (fine-grained `github_pat_`, classic `ghp_`, OAuth), judged by what
+    GitHub lets it do here. Actions' setting on creating pull requests does not apply to it, and
+    the pull requests it opens start other workflows."""
+    kind = "fine-grained token" if token.startswith("github_pat_") else "personal token"
+    try:
+        push, pulls = github.may_push(), github.may_open_pulls()
+    except GitHubError as err:
+        return [Check("token", Status.WARN, f"could not ask what the {kind} may do: {err}")]
+    checks = [
+        Check("token", Status.OK, f"the {kind} may push to {github.repository}")
+        if push
+        else Check(
+            "token",
+            Status.FAIL,
+            f"the {kind} may read {github.repository} but not push to it",
+            "give it Contents: Read and write on this repository",
+        )
+    ]
+    checks.append(
+        Check("pull requests", Status.OK, f"the {kind} may open pull requests")
+        if pulls
+        else Check(
+            "pull requests",
+            Status.FAIL,
+            f"the {kind} may not open pull requests on {github.repository}",
+            "give it Pull requests: Read and write on this repository",
+        )
+    )
     return checks
