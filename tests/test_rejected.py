@@ -100,7 +100,10 @@ def test_the_status_commit_passes_verify_and_one_that_does_more_is_refused(tmp_p
     packed = cli("bundle", str(result_json), "--out", str(tmp_path / "art"), cwd=repo)
     assert packed.returncode == 0, packed.stderr
     clone = fresh_clone(tmp_path, remote, "publisher")
-    verified = cli("verify", str(tmp_path / "art"), cwd=clone)
+    # verify asks GitHub too: a status commit stands only for a pull request closed unmerged.
+    with serve("rejected_session") as replay:
+        verified = cli("verify", str(tmp_path / "art"), cwd=clone, env=github_env(replay.url))
+        done(replay)
     assert verified.returncode == 0, verified.stderr
     assert git(clone, "rev-parse", data["branch"]) == git(repo, "rev-parse", data["branch"])
 

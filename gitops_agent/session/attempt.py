@@ -22,6 +22,7 @@ from gitops_agent.git import Repo
 from gitops_agent.plan import TESTS_YES, Task, set_status
 from gitops_agent.policy.inspect import inspect_change, show
 from gitops_agent.policy.masking import mask
+from gitops_agent.policy.provenance import change_problems
 from gitops_agent.policy.tests_guard import (
     TASK_CHANGES_TESTS_KEY,
     guard_tests,
@@ -134,6 +135,9 @@ def _judge(
     violations = inspect_change(
         change, c, estimated_lines=task.estimated_lines, protected_paths=ctx.protected_paths
     )
+    # What `verify` refuses in the publisher, refused here first: never commit what the
+    # publisher would throw away with the whole artifact.
+    violations += change_problems(change, c, frozenset())
     may_change_tests = tests_may_change(task, c)
     if not may_change_tests:
         violations += guard_tests(
