@@ -144,7 +144,7 @@ def _symlink_to_protected(
     it as ordinary content, reaches what the rules protect."""
     if not (f.is_symlink and f.status in _PRESENT and f.symlink_target):
         return
-    resolved = _resolve(f.path, f.symlink_target)
+    resolved = resolve_link(f.path, f.symlink_target)
     if resolved is None:
         return  # leaves the tree: _symlink_outside says so
     if resolved in exact or any(_matches(c, p, resolved) for p in c.protected):
@@ -155,7 +155,7 @@ def _symlink_to_protected(
         )
 
 
-def _resolve(path: str, target: str) -> str | None:
+def resolve_link(path: str, target: str) -> str | None:
     """Where a relative link leads inside the tree, resolved lexically; None if it leaves it."""
     if target.startswith("/"):
         return None

@@ -14,13 +14,12 @@ from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
 
 from ..change import Change, FileChange, FileStatus
 from ..constraints import Constraints
 from ..git.objects import TREE_MODE, RawCommit, RawTree
 from . import Violation
-from .inspect import show
+from .inspect import resolve_link, show
 from .paths import in_dir
 
 # Trojan Source (CVE-2021-42574): embeddings, overrides and isolates, and the invisible marks.
@@ -330,7 +329,7 @@ def _codeowners(f: FileChange) -> Iterator[Violation]:
             )
             return
     if f.is_symlink and f.status is not FileStatus.DELETED and f.symlink_target:
-        target = _resolve(f.path, f.symlink_target)
+        target = resolve_link(f.path, f.symlink_target)
         if target is not None and target.casefold() in owners:
             yield Violation(
                 "protected-file", f"{show(f.path)}: symlink to {show(target)}, {why}", f.path
@@ -351,7 +350,7 @@ def _gitlink(f: FileChange, repo_files: frozenset[str]) -> Iterator[Violation]:
 def _symlink_leaves_approved(f: FileChange, c: Constraints) -> Iterator[Violation]:
     if not f.is_symlink or f.status is FileStatus.DELETED or not f.symlink_target:
         return
-    resolved = _resolve(f.path, f.symlink_target)
+    resolved = resolve_link(f.path, f.symlink_target)
     if resolved is None:
         return  # it leaves the repository: `inspect` says so
     if not in_dir(resolved, c.approved_dirs):
@@ -361,23 +360,6 @@ def _symlink_leaves_approved(f: FileChange, c: Constraints) -> Iterator[Violatio
             f'"{show(resolved) or "the repository root"}", outside the approved directories',
             f.path,
         )
-
-
-def _resolve(path: str, target: str) -> str | None:
-    """Where a relative link leads inside the tree, lexically; None when it leaves it."""
-    if target.startswith("/"):
-        return None
-    parts = list(PurePosixPath(path).parent.parts)
-    for step in target.split("/"):
-        if step in ("", "."):
-            continue
-        if step == "..":
-            if not parts:
-                return None
-            parts.pop()
-        else:
-            parts.append(step)
-    return "/".join(parts)
 
 
 def _bidi(text: str) -> str:
