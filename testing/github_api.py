@@ -13,10 +13,11 @@ import json
 import re
 import threading
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from testing.http import json_api
 
 TOKEN = "ghs_fake0000000000000000000000000000000"
 REPOSITORY = "octo-org/widgets"
@@ -114,38 +115,22 @@ class FakeGitHub:
         return 404, {"message": "Not Found"}
 
 
+JSON = {"Content-Type": "application/json"}
+
+
 @contextlib.contextmanager
 def serve(github: FakeGitHub | None = None) -> Iterator[FakeGitHub]:
     """Serve a FakeGitHub on 127.0.0.1 for the duration of the block."""
     fake = github or FakeGitHub()
 
-    class Handler(BaseHTTPRequestHandler):
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            if self.headers.get("Authorization") != f"Bearer {TOKEN}":
-                status, answer = 401, {"message": "Bad credentials"}
-            else:
-                status, answer = fake.answer(self.command, self.path, json.loads(raw or b"null"))
-            data = json.dumps(answer).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def answer(
+        method: str, path: str, headers: Mapping[str, str], raw: bytes
+    ) -> tuple[int, Any, Mapping[str, str]]:
+        if headers.get("Authorization") != f"Bearer {TOKEN}":
+            return 401, {"message": "Bad credentials"}, JSON
+        status, body = fake.answer(method, path, json.loads(raw or b"null"))
+        return status, body, JSON
 
-        do_GET = do_POST = do_PATCH = _handle
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with json_api(answer) as url:
+        fake.url = url
         yield fake
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

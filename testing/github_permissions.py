@@ -10,12 +10,12 @@ same for the few endpoints `doctor` asks, and records every request.
 from __future__ import annotations
 
 import json
-import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+
+from testing.http import json_api
 
 LEVELS = {"none": 0, "read": 1, "write": 2}
 
@@ -79,36 +79,17 @@ class Repository:
 def serve(repository: Repository) -> Iterator[Repository]:
     """The API on 127.0.0.1 (its base URL in `repository.url`) while the block runs."""
 
-    class Handler(BaseHTTPRequestHandler):
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            token = (self.headers.get("Authorization") or "").removeprefix("Bearer ")
-            path = self.path.split("?", 1)[0]
-            status, body, headers = repository.answer(
-                self.command, path, token, json.loads(raw) if raw else None
-            )
-            repository.requests.append((self.command, path, status))
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            for key, value in {"Content-Type": "application/json", **headers}.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+    def answer(
+        method: str, path: str, headers: Mapping[str, str], raw: bytes
+    ) -> tuple[int, Any, Mapping[str, str]]:
+        token = (headers.get("Authorization") or "").removeprefix("Bearer ")
+        path = path.split("?", 1)[0]
+        status, body, extra = repository.answer(
+            method, path, token, json.loads(raw) if raw else None
+        )
+        repository.requests.append((method, path, status))
+        return status, body, {"Content-Type": "application/json", **extra}
 
-        do_GET = do_POST = do_PATCH = _handle
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    repository.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with json_api(answer) as url:
+        repository.url = url
         yield repository
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

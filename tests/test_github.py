@@ -4,16 +4,15 @@ from __future__ import annotations
 
 import contextlib
 import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from gitops_agent.github import API_VERSION, GitHub, GitHubError
+from testing.http import json_api
 
 EXCHANGES = Path(__file__).parent / "fixtures" / "github"
 TOKEN = "ghs_test0000000000000000000000000000000"
@@ -71,34 +70,9 @@ def serve(name: str) -> Iterator[Replay]:
     """A GitHub API stand-in on 127.0.0.1 replaying tests/fixtures/github/<name>.json."""
     replay = Replay(name)
 
-    class Handler(BaseHTTPRequestHandler):
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
-            status, body, headers = replay.answer(self.command, self.path, self.headers, raw)
-            data = json.dumps(body).encode() if body is not None else b""
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
-
-        do_GET = do_POST = do_PATCH = _handle
-
-        def log_message(self, format: str, *args: Any) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    replay.url = f"http://127.0.0.1:{server.server_address[1]}"
-    try:
+    with json_api(replay.answer) as url:
+        replay.url = url
         yield replay
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
     assert replay.errors == []
 
 
