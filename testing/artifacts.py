@@ -24,21 +24,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from testing.redteam import console_script, plan_text, task_block
+from testing.redteam import console_script, git_run, plan_text, task_block
 
 TOOL = ("gitops-agent", "gitops-agent@localhost")
 PLAN = "PROJECT_PLAN.md"
 TOKEN = "ghs_verifytests000000000000000000000000"
 REPOSITORY = "o/r"
-_GIT_ENV = {
-    "GIT_CONFIG_GLOBAL": os.devnull,
-    "GIT_CONFIG_NOSYSTEM": "1",
-    "GIT_TERMINAL_PROMPT": "0",
-    "GIT_AUTHOR_NAME": "Test Person",
-    "GIT_AUTHOR_EMAIL": "person@example.com",
-    "GIT_COMMITTER_NAME": "Test Person",
-    "GIT_COMMITTER_EMAIL": "person@example.com",
-}
 _CLI = console_script()
 
 
@@ -46,15 +37,7 @@ def git_bytes(
     cwd: Path, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None
 ) -> bytes:
     """Run the git CLI without anyone's configuration; its stdout, or an AssertionError."""
-    done = subprocess.run(
-        ["git", "-c", "core.hooksPath=/dev/null", *args],
-        cwd=cwd,
-        env={**os.environ, **_GIT_ENV, **(env or {})},
-        input=input,
-        capture_output=True,
-        timeout=120,
-        check=False,
-    )
+    done = git_run(cwd, *args, input=input, env=env)
     if done.returncode != 0:
         raise AssertionError(f"git {' '.join(args)}: {done.stderr.decode(errors='replace')}")
     return done.stdout

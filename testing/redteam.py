@@ -71,13 +71,14 @@ _GIT_SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false")
 
 
 def git_run(
-    cwd: Path, *args: str, input: bytes | None = None
+    cwd: Path, *args: str, input: bytes | None = None, env: Mapping[str, str] | None = None
 ) -> subprocess.CompletedProcess[bytes]:
-    """The git CLI (tests only), without the person's or the machine's configuration."""
+    """The git CLI (tests only), without the person's or the machine's configuration; `env`
+    adds variables (a forged identity or date)."""
     return subprocess.run(
         ["git", *_GIT_SAFE, *args],
         cwd=cwd,
-        env={**os.environ, **_GIT_ENV},
+        env={**os.environ, **_GIT_ENV, **(env or {})},
         input=input,
         capture_output=True,
         timeout=60,
