@@ -262,6 +262,28 @@ def test_each_post_flight_rule_rolls_back_an_agent_that_breaks_it(
     assert session_branches(repo) == []
 
 
+def test_a_tracked_file_over_the_size_limit_does_not_block_other_changes(tmp_path, cli) -> None:
+    big = "a" * 2000 + "\n"
+    repo = make_project(
+        tmp_path,
+        task_block("t1", "Add bye") + task_block("t2", "Grow the big file"),
+        rules="max_attempts: 1\nmax_file_bytes: 1000\n",
+        extra_files={"data/big.txt": big},
+    )
+    agent = agent_script(
+        tmp_path,
+        """
+        if [ "$GITOPS_AGENT_TASK_ID" = t1 ]; then echo 'x = 1' > src/bye.py
+        else echo more >> data/big.txt; fi
+        """,
+    )
+    data = run(cli, repo, "--agent-command", agent)
+    assert outcomes(data) == [("t1", "committed"), ("t2", "rolled_back")]
+    assert show(repo, data["tasks"][0]["commit"], "data/big.txt") == big
+    assert "data/big.txt" in data["tasks"][1]["reason"]
+    assert "over the limit of 1000" in data["tasks"][1]["reason"]
+
+
 def test_the_rule_that_was_broken_is_named(tmp_path, cli) -> None:
     agent = agent_script(tmp_path, "echo 'A=1' > src/.env\n")
     repo = make_project(tmp_path, task_block("t1", "Do it"), rules="max_attempts: 1\n")

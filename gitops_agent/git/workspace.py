@@ -313,14 +313,20 @@ class Workspace:
             if not (stat.S_ISREG(st.st_mode) or stat.S_ISLNK(st.st_mode)):
                 refusals.append(Refusal(rel, f"it is a {_kind(st)}, not a file or a symlink"))
                 continue
-            if st.st_size > max_bytes:
+            mode = _git_mode(st)
+            known = self._known.get(rel)
+            unchanged = (
+                known is not None and known.sig == _signature(st) and known.sig[4] < self._stamp
+            )
+            # The limit is on what a change brings: a file the base already holds at that size,
+            # left as it was, is no change (else a repository with one large file commits nothing).
+            if st.st_size > max_bytes and not unchanged:
                 refusals.append(
                     Refusal(rel, f"it is {st.st_size} bytes, over the limit of {max_bytes}")
                 )
                 continue
-            mode = _git_mode(st)
-            known = self._known.get(rel)
-            if known is not None and known.sig == _signature(st) and known.sig[4] < self._stamp:
+            if unchanged:
+                assert known is not None
                 oid = known.oid
             else:
                 data = _read(where, st)
