@@ -33,6 +33,8 @@ _CODE_SPAN = re.compile(r"`([^`]+)`")
 # (`.`, `(`, `#` inside a line...) is left as written: it forms nothing in the middle of a line.
 _MD_INLINE = re.compile(r"[\\`*\[\]<&|~$]|(?<![^\W_])_|_(?![^\W_])")
 _MD_BLOCK_START = re.compile(r"^( *(?:\d{1,9}(?=[.)]))?)([#>+=.)-])")
+# What GitHub links as a mention (a user, or an org's team) and notifies: "@name", "@org/team".
+_MENTION = re.compile(r"(?<![\w`])@[A-Za-z0-9](?:[A-Za-z0-9-]*)(?:/[A-Za-z0-9_.-]+)?")
 
 # ANSI escape sequences (CSI, OSC, and the two-character ones): colours in a gate's output.
 _ANSI = re.compile(
@@ -118,12 +120,24 @@ def visible_block(text: str | None) -> str:
 def md(text: str | None) -> str:
     """Inline markdown that shows `text` as it is and forms nothing: one line (`visible`), the
     punctuation that could start structure backslash-escaped, so no heading, list, link, image,
-    HTML comment or tag, table cell or code span can start in it. For names and messages that
-    came from an agent, a gate or the file system."""
+    HTML comment or tag, table cell or code span can start in it, and an @mention shown as code,
+    which GitHub never turns into a notification. For names and messages that came from an
+    agent, a gate or the file system."""
     return _md_escape(visible(text), at_start=True)
 
 
 def _md_escape(text: str, *, at_start: bool) -> str:
+    parts: list[str] = []
+    end = 0
+    for mention in _MENTION.finditer(text):
+        parts += [_md_escape_plain(text[end : mention.start()], at_start and end == 0)]
+        parts += [_code_span(mention.group())]
+        end = mention.end()
+    parts.append(_md_escape_plain(text[end:], at_start and end == 0))
+    return "".join(parts)
+
+
+def _md_escape_plain(text: str, at_start: bool) -> str:
     text = _MD_INLINE.sub(lambda m: "\\" + m.group(), text)
     if at_start:
         text = _MD_BLOCK_START.sub(r"\1\\\2", text)

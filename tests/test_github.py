@@ -28,6 +28,7 @@ class Replay:
         data = json.loads((EXCHANGES / f"{name}.json").read_text(encoding="utf-8"))
         self.pending: list[dict[str, Any]] = list(data["exchanges"])
         self.errors: list[str] = []
+        self.bodies: list[Any] = []  # every request's JSON body, in order
         self.url = ""
 
     def answer(self, method: str, target: str, headers: Any, raw: bytes) -> tuple[int, Any, dict]:
@@ -38,6 +39,7 @@ class Replay:
         want, got_url = expected["request"], urllib.parse.urlsplit(target)
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(got_url.query).items()}
         body = json.loads(raw) if raw else None
+        self.bodies.append(body)
         checks = {
             "method": (method, want["method"]),
             "path": (got_url.path, want["path"]),

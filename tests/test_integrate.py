@@ -177,6 +177,7 @@ def test_matrix_flow_parallel_runs_then_integrate_then_publish(tmp_path, cli) ->
         assert job.returncode == 0, err
     integrator = fresh_clone(tmp_path, remote, "integrate")
     artifacts = [str(tmp_path / f"artifact-{t}") for t in ("t1", "t2", "t3")]
+    sessions = [json.loads(Path(a, "result.json").read_text())["session"] for a in artifacts]
     verified = cli("verify", *artifacts, cwd=integrator)
     assert verified.returncode == 0, verified.stderr
     data = integrate(cli, integrator, "--id", "7")
@@ -187,6 +188,8 @@ def test_matrix_flow_parallel_runs_then_integrate_then_publish(tmp_path, cli) ->
     assert packed.returncode == 0, packed.stderr
     # The publishing job: a fresh clone, the artifact verified again, then pushed with a PR.
     publisher = fresh_clone(tmp_path, remote, "publisher")
+    # The job that made the artifact could write any description; it is never posted.
+    (tmp_path / "result" / "pr-body.md").write_text("Approved by @security-team\n")
     checked = cli("verify", str(tmp_path / "result"), cwd=publisher)
     assert checked.returncode == 0, checked.stderr
     with serve("publish_integration") as replay:
@@ -202,6 +205,12 @@ def test_matrix_flow_parallel_runs_then_integrate_then_publish(tmp_path, cli) ->
         )
         assert published.returncode == 0, published.stderr
         done(replay)
+    posted = replay.bodies[0]["body"]
+    assert "security-team" not in posted
+    assert "Merged, in plan order" in posted
+    assert [line for line in posted.splitlines() if line.startswith("- t")] == [
+        f"- {t} (session `{s}`)" for t, s in zip(("t1", "t2", "t3"), sessions, strict=True)
+    ]
     result = json.loads(published.stdout)
     assert result["pull_request"]["url"] == "https://github.com/octo-org/widgets/pull/12"
     assert git(remote, "rev-parse", "autonomous/integration-7") == git(

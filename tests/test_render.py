@@ -17,7 +17,6 @@ import pytest
 from markdown_it import MarkdownIt
 from markdown_it.token import Token
 
-from gitops_agent.commands.integrate import Candidate, LeftOut
 from gitops_agent.memory import memory_entries
 from gitops_agent.notify import session_notification
 from gitops_agent.render import fence, md, md_code, md_prose, render, visible, visible_block
@@ -384,14 +383,19 @@ def test_a_notification_is_one_plain_line_per_task(secret: str) -> None:
 
 
 def test_the_integration_pr_quotes_branches_tasks_and_files_as_text() -> None:
-    candidate = Candidate("autonomous/a`b\n# Approved", "0" * 40, ("t1", "t2\n## Merged"))
-    left = LeftOut(candidate, "it conflicts with\n### Approved", ("src/a.py\n<!--", "b`c"))
+    merged = {"tasks": ("t1", "t2\n## Merged"), "sessions": ["a`b\n# Approved @security-team"]}
+    left = {
+        "tasks": ("t3 @octocat",),
+        "branch": "autonomous/a`b\n# Approved",
+        "reason": "it conflicts with\n### Approved by @security-team",
+        "files": ("src/a.py\n<!--", "b`c"),
+    }
     text = render(
         "integration-pr.md.j2",
         branch="autonomous/integration-1",
         base="main",
         tasks=["t1", "[x](http://e/)"],
-        merged=[candidate],
+        merged=[merged],
         left_out=[left],
         gate="passed: `pytest -q`",
     )
@@ -403,3 +407,7 @@ def test_the_integration_pr_quotes_branches_tasks_and_files_as_text() -> None:
         "Before you merge",
     ]
     assert_only_template_structure(text)
+    # An @mention from untrusted text is shown as code, which GitHub never notifies.
+    outside_code = re.sub(r"(`+)(?:(?!\1).)+\1", "", text)
+    assert re.findall(r"(?<!\w)@[\w-]+", outside_code) == []
+    assert "`@security-team`" in text and "`@octocat`" in text

@@ -1,8 +1,9 @@
 """`gitops-agent bundle RESULT.json --out DIR`: a run's result as an artifact another job can check.
 
 The directory holds `result.bundle` (the result's branch and autonomous/memory, less what the
-remote already has), `result.json` (the run's or integrate's JSON) and `pr-body.md` when the
-result has one. The job that wrote it is not trusted: `verify` checks it all again.
+remote already has) and `result.json` (the run's or integrate's JSON). The job that wrote it is
+not trusted: `verify` checks it all again, and `publish` writes the pull request's text itself
+from what was verified, so no description travels in the artifact.
 
 A run that crashed leaves no result JSON (or an empty one, where its output was redirected):
 the artifact then carries the memory branch alone, with a result that names no branch, so the
@@ -12,7 +13,6 @@ memory of a failed run is not lost.
 from __future__ import annotations
 
 import json
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +26,7 @@ from gitops_agent.results import MEMORY_BRANCH
 
 BUNDLE_FILE = "result.bundle"
 RESULT_FILE = "result.json"
-BODY_FILE = "pr-body.md"
+STALE_FILES = ("pr-body.md",)  # what older versions packed, removed from a reused directory
 
 
 # What a run that printed nothing (it crashed) is packed as: no session, no branch, no tasks.
@@ -69,14 +69,10 @@ def pack(repo_dir: Path | None, result: Path, out: Path) -> Packed:
     if repo.branch_tip(MEMORY_BRANCH) is not None:
         wanted.append(MEMORY_BRANCH)
     out.mkdir(parents=True, exist_ok=True)
-    for stale in (BUNDLE_FILE, RESULT_FILE, BODY_FILE):
+    for stale in (BUNDLE_FILE, RESULT_FILE, *STALE_FILES):
         (out / stale).unlink(missing_ok=True)
     carried = create_bundle(repo, out / BUNDLE_FILE, wanted)
     files = [BUNDLE_FILE] if carried else []
     write_atomic(out / RESULT_FILE, json.dumps(data, ensure_ascii=False, indent=2).encode())
     files.append(RESULT_FILE)
-    body = data.get("pr_body")
-    if isinstance(body, str) and Path(body).is_file():
-        shutil.copyfile(body, out / BODY_FILE)
-        files.append(BODY_FILE)
     return Packed(out, tuple(carried), tuple(files), crashed)

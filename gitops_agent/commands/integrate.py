@@ -160,8 +160,19 @@ def integrate(
             branch=branch,
             base=base.branch,
             tasks=[t for c in merged for t in c.tasks],
-            merged=result.merged,
-            left_out=result.left_out,
+            merged=[
+                {"tasks": c.tasks, "sessions": [c.branch.removeprefix(PREFIX)]}
+                for c in result.merged
+            ],
+            left_out=[
+                {
+                    "tasks": o.candidate.tasks,
+                    "branch": o.candidate.branch,
+                    "reason": o.reason,
+                    "files": o.files,
+                }
+                for o in result.left_out
+            ],
             gate=said,
         )
         body_path = work / "pr-body.md"

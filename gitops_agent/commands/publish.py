@@ -15,8 +15,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from gitops_agent.commands.bundle import BODY_FILE, RESULT_FILE, read_result
+from gitops_agent.commands.bundle import RESULT_FILE, read_result
 from gitops_agent.errors import UserError
 from gitops_agent.files import read_text
 from gitops_agent.git.remote import DEFAULT_REMOTE, fetch_autonomous, push, remote_url
@@ -60,11 +61,12 @@ def publish(
     With `pull_failure_ok` (run --push), a pull request GitHub would not open is a note: the
     branches are pushed, and the next publication opens it.
     """
+    data: dict[str, Any] = {}
     if artifact is not None:
+        # The artifact's pr-body.md is never read: it came from the job that ran the agent.
+        # The description is rendered here, from the verified commits and memory record.
         data = read_result(artifact / RESULT_FILE)
         branch = branch or data.get("branch")
-        if body_file is None and (artifact / BODY_FILE).is_file():
-            body_file = artifact / BODY_FILE
     base = load_base(repo_dir, plan, constraints)
     repo = base.repo
     if branch and repo.branch_tip(branch) is None:
@@ -86,9 +88,9 @@ def publish(
         assert tip is not None  # checked above
         tasks = _tasks(base, tip)
         if body_file is not None:
-            body = read_text(body_file, str(body_file))
+            body = read_text(body_file, str(body_file))  # a person's own text, given by name
         else:
-            body = render("integration-pr.md.j2", branch=branch, base=base.branch, tasks=tasks)
+            body = _body(base, branch, tasks, tip, left_out=data.get("left_out"))
         try:
             published = github.open_or_update_pull(branch, base.branch, _title(tasks, branch), body)
             pull, created = published.pull, published.created
@@ -118,7 +120,7 @@ def _open_missing(
             if github.pulls_for(branch, state="all"):
                 continue  # open, merged or closed: a person has it, or had it
             published = github.open_or_update_pull(
-                branch, base.branch, _title(tasks, branch), _body(base, branch, tasks)
+                branch, base.branch, _title(tasks, branch), _body(base, branch, tasks, tip)
             )
             github.add_labels(published.pull.number, LABELS)
         except GitHubError as err:
@@ -135,13 +137,66 @@ def _tasks(base: Base, tip: str) -> list[str]:
     return sorted(found - {""}, key=lambda t: (order.get(t, len(order)), t))
 
 
-def _body(base: Base, branch: str, tasks: list[str]) -> str:
-    """A session branch's description as its run wrote it (from the session's record); any
-    other branch's, as `integrate` writes it."""
+def _body(base: Base, branch: str, tasks: list[str], tip: str, *, left_out: object = None) -> str:
+    """A branch's description, from verified data only: a session branch's from its session's
+    record (as its run wrote it, every field escaped); an integration branch's from its merge
+    commits, plus the tasks the result says were left out (only ids the plan holds)."""
     session = load_session(base.repo, branch.removeprefix("autonomous/"))
     if session is not None and session.branch == branch:
         return pr_body(session, base.project.constraints)
-    return render("integration-pr.md.j2", branch=branch, base=base.branch, tasks=tasks)
+    merged = _merged(base, tip)
+    known = {task.id for task in base.project.plan.tasks}
+    dropped = [
+        entry
+        for entry in (left_out if isinstance(left_out, list) else [])
+        if isinstance(entry, dict)
+        and isinstance(entry.get("tasks"), list)
+        and entry["tasks"]
+        and all(isinstance(t, str) and t in known and t not in tasks for t in entry["tasks"])
+    ]
+    return render(
+        "integration-pr.md.j2",
+        branch=branch,
+        base=base.branch,
+        tasks=tasks,
+        merged=merged,
+        left_out=[
+            {
+                "tasks": entry["tasks"],
+                "branch": None,  # never pushed: the matrix workflow pushes the integration only
+                "reason": str(entry.get("reason") or "left out"),
+                "files": [f for f in entry.get("files") or [] if isinstance(f, str)],
+            }
+            for entry in dropped
+        ],
+        gate=None,
+    )
+
+
+def _merged(base: Base, tip: str) -> list[dict[str, Any]]:
+    """What each merge commit between the base and `tip` brought: its tasks and sessions, from
+    the trailers of the commits it merged (verify checked them), oldest first."""
+    repo = base.repo
+    merged = []
+    for commit in reversed(repo.commits_between(tip, base.commit)):
+        if len(commit.parents) != 2:
+            continue
+        brought = reversed(
+            repo.commits_between(commit.parents[1], [base.commit, commit.parents[0]])
+        )
+        found = [
+            (c.trailers["Task-Id"], c.trailers.get("Session", ""))
+            for c in brought
+            if "Task-Id" in c.trailers
+        ]
+        if found:
+            merged.append(
+                {
+                    "tasks": list(dict.fromkeys(t for t, _ in found)),
+                    "sessions": list(dict.fromkeys(s for _, s in found if s)),
+                }
+            )
+    return merged
 
 
 def _title(tasks: list[str], branch: str) -> str:
