@@ -173,9 +173,12 @@ def test_no_token_can_write_except_in_the_publish_job(made) -> None:
     assert workflow["permissions"] == {}
     jobs = workflow["jobs"]
     for name in READ_ONLY_JOBS:
-        # integrate may read pull requests: verify confirms a NEEDS_HUMAN status by one.
+        # The agent jobs read pull requests to find the tasks a person rejected (NEEDS_HUMAN);
+        # integrate, to confirm such a status. Choosing the tasks needs neither.
         allowed = [{"contents": "read"}, {"contents": "read", "pull-requests": "read"}]
         assert jobs[name]["permissions"] in allowed, name
+        if name in AGENT_JOBS or name == "integrate":
+            assert jobs[name]["permissions"]["pull-requests"] == "read", name
         assert "write" not in jobs[name]["permissions"].values(), name
     assert jobs["publish"]["permissions"] == {"contents": "write", "pull-requests": "write"}
     assert set(jobs["publish"]["needs"]) == {"agent", "integrate"}
@@ -211,7 +214,9 @@ def test_the_agent_key_reaches_only_the_step_that_runs_the_agent(made) -> None:
             if step.get("name") == "Run the agent":
                 assert job in AGENT_JOBS
                 assert used == ["ANTHROPIC_API_KEY"]
-                assert set(step["env"]) <= {"ANTHROPIC_API_KEY", "TASK"}
+                assert set(step["env"]) <= {"ANTHROPIC_API_KEY", "TASK", "GITHUB_TOKEN"}
+                # The tool's read-only token, which confinement keeps from the agent.
+                assert step["env"]["GITHUB_TOKEN"] == "${{ github.token }}"
             elif step.get("name") == "Push the branches and open the pull request":
                 assert job == "publish"
                 assert used == ["GITOPS_AGENT_TOKEN"]  # the optional write token, or github.token
