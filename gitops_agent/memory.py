@@ -28,6 +28,7 @@ from gitops_agent.files import write_atomic
 from gitops_agent.git import RefMovedError, Repo
 from gitops_agent.git.merge import commit_merge
 from gitops_agent.git.remote import (
+    DEFAULT_REMOTE,
     adopt_remote_branch,
     fetch_autonomous,
     move_branch,
@@ -251,11 +252,28 @@ def record_pending(repo: Repo, state_dir: Path) -> list[str]:
     return notes
 
 
+def memory_tips(repo: Repo, remote: str = DEFAULT_REMOTE) -> list[str]:
+    """Where the memory is to be read: our branch, and the remote's as last fetched where it
+    holds what ours does not. A fresh clone (each CI job, a teammate's checkout) has only the
+    remote's; two that diverged are both read, never joined here (reading writes nothing)."""
+    ours = repo.branch_tip(MEMORY_BRANCH)
+    theirs = remote_branches(repo, remote).get(MEMORY_BRANCH)
+    if ours is None or theirs is None:
+        return [tip for tip in (ours, theirs) if tip is not None]
+    if ours == theirs or repo.is_merged(theirs, ours):
+        return [ours]
+    if repo.is_merged(ours, theirs):
+        return [theirs]
+    return [ours, theirs]
+
+
 def load_session(repo: Repo, session: str) -> SessionResult | None:
     """One recorded session, or None when the memory branch has no record of it."""
-    tip = repo.branch_tip(MEMORY_BRANCH)
-    data = None if tip is None else repo.read_blob(tip, session_path(session))
-    return None if data is None else _parse_record(data, session_path(session))
+    for tip in memory_tips(repo):
+        data = repo.read_blob(tip, session_path(session))
+        if data is not None:
+            return _parse_record(data, session_path(session))
+    return None
 
 
 def memory_entries(result: SessionResult, tz: tzinfo) -> dict[str, str]:
@@ -293,18 +311,18 @@ def memory_entries(result: SessionResult, tz: tzinfo) -> dict[str, str]:
 
 def load_sessions(repo: Repo, *, since: datetime | None = None) -> list[SessionResult]:
     """The recorded sessions, newest first; only those started at or after `since` if given."""
-    tip = repo.branch_tip(MEMORY_BRANCH)
-    if tip is None:
-        return []
     sessions: list[SessionResult] = []
-    for started, session in _index_lines(repo.read_blob(tip, SESSIONS_INDEX) or b""):
-        if since is not None and parse_time(started) < since:
-            continue
-        path = session_path(session)
-        data = repo.read_blob(tip, path)
-        if data is None:
-            continue  # listed but not stored: the index and the records are written together
-        sessions.append(_parse_record(data, path))
+    seen: set[str] = set()
+    for tip in memory_tips(repo):
+        for started, session in _index_lines(repo.read_blob(tip, SESSIONS_INDEX) or b""):
+            if session in seen or (since is not None and parse_time(started) < since):
+                continue
+            path = session_path(session)
+            data = repo.read_blob(tip, path)
+            if data is None:
+                continue  # listed but not stored: the index and the records are written together
+            seen.add(session)
+            sessions.append(_parse_record(data, path))
     sessions.sort(key=lambda s: (parse_time(s.started), s.session), reverse=True)
     return sessions
 

@@ -8,7 +8,7 @@ here (success rate, heartbeat, "failed three nights running") are easy to test.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from pathlib import Path
@@ -18,6 +18,7 @@ from croniter import croniter  # type: ignore[import-untyped]
 
 from gitops_agent.errors import UserError
 from gitops_agent.git import Repo
+from gitops_agent.git.remote import DEFAULT_REMOTE
 from gitops_agent.memory import load_sessions, zone_of
 from gitops_agent.plan import Queue
 from gitops_agent.policy.eligibility import Verdict
@@ -25,7 +26,7 @@ from gitops_agent.policy.eligibility import verdicts as check
 from gitops_agent.project import Project, base_of
 from gitops_agent.render import duration, localtime, parse_time, render
 from gitops_agent.results import Outcome, SessionResult, TaskResult
-from gitops_agent.review import Awaiting, awaiting_review
+from gitops_agent.review import Awaiting, Kept, Place, every_awaiting_review, places_of
 
 DEFAULT_SCHEDULE = "0 2 * * *"  # the plan setting's documented default
 DEFAULT_WINDOW = timedelta(hours=24)
@@ -144,6 +145,7 @@ class Brief:
     queue: QueueStats | None  # None when the plan does not load
     next_tasks: tuple[PlanRow, ...]
     awaiting: tuple[Awaiting, ...]
+    places: dict[str, Place]  # a reported committed task's commit -> where its result is now
     plan_rows: tuple[PlanRow, ...]
     plan_path: str | None
     base: str | None
@@ -164,6 +166,7 @@ class Brief:
             "queue": None if self.queue is None else self.queue.to_json(),
             "next_tasks": [{"id": t.id, "title": t.title} for t in self.next_tasks],
             "awaiting_review": [a.to_json() for a in self.awaiting],
+            "results": {commit: place.to_json() for commit, place in self.places.items()},
             "plan": None
             if self.plan_path is None
             else {
@@ -172,6 +175,30 @@ class Brief:
                 "tasks": [row.to_json() for row in self.plan_rows],
             },
         }
+
+    def own_branch(self, session: SessionResult) -> str | None:
+        """The branch to review for `session`: its own, here or on the remote; None when that
+        branch is gone (left out of an integration and never pushed, merged and deleted)."""
+        if session.branch is None:
+            return None
+        if not any(t.commit in self.places for t in session.tasks):
+            return session.branch  # nothing known of where it is: as the session left it
+        names = (session.branch, f"{DEFAULT_REMOTE}/{session.branch}")
+        return next((a.branch for a in self.awaiting if a.branch in names), None)
+
+    def kept_note(self, session: SessionResult, task: TaskResult) -> str:
+        """Where a committed task's result is, when it is not on its session's branch: a
+        sentence with `code` spans, or "" when there is nothing to add."""
+        place = self.places.get(task.commit or "")
+        if place is None:
+            return ""
+        if place.kept is Kept.MERGED:
+            return f"merged into `{self.base or 'the base'}`"
+        if place.kept is Kept.NOT_KEPT:
+            return "on no branch (never pushed, or deleted): the task runs again"
+        if place.branch in (session.branch, f"{DEFAULT_REMOTE}/{session.branch}"):
+            return ""
+        return f"under review on `{place.branch}`"
 
     @property
     def tasks(self) -> list[tuple[SessionResult, TaskResult]]:
@@ -243,11 +270,19 @@ def gather(
         if agent is None and sessions and sessions[0].agent is not None:
             agent = sessions[0].agent
         verdicts = check(view.project, agent)
+    awaiting = every_awaiting_review(repo, view.base_commit)
+    committed = [
+        (task.commit, session.branch)
+        for session in sessions[:window]
+        for task in session.tasks
+        if task.outcome is Outcome.COMMITTED and task.commit
+    ]
     return build_brief(
         sessions=sessions,
         project=view.project,
         verdicts=verdicts,
-        awaiting=awaiting_review(repo, view.base_commit),
+        awaiting=awaiting,
+        places=places_of(repo, committed, view.base_commit, awaiting),
         base=view.base,
         plan_problem=view.problem,
         repository=repo.root.name,
@@ -268,6 +303,7 @@ def build_brief(
     awaiting: Sequence[Awaiting],
     base: str | None,
     plan_problem: str | None,
+    places: Mapping[str, Place] | None = None,
     repository: str,
     since: datetime | None,
     window: int,
@@ -320,6 +356,7 @@ def build_brief(
         queue=None if verdicts is None else queue_stats(verdicts),
         next_tasks=next_tasks,
         awaiting=tuple(awaiting),
+        places=dict(places or {}),
         plan_rows=rows,
         plan_path=project.plan.path if project else None,
         base=base,

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from gitops_agent.git import Repo
@@ -70,4 +72,60 @@ def tasks_awaiting_review(
     for waiting in [*local, *remote_awaiting_review(repo, base_commit, remote)]:
         for task_id in waiting.tasks:
             found.setdefault(task_id, waiting)
+    return found
+
+
+def every_awaiting_review(
+    repo: Repo, base_commit: str | None, remote: str = DEFAULT_REMOTE
+) -> list[Awaiting]:
+    """Ours, then the remote's (as last fetched) that we do not hold at the same commit: in a
+    fresh clone (every scheduled run, every CI job) the remote's are all there is."""
+    if base_commit is None:
+        return []
+    local = awaiting_review(repo, base_commit)
+    held = {(a.branch, a.tip) for a in local}
+    fetched = remote_awaiting_review(repo, base_commit, remote)
+    return local + [a for a in fetched if (a.branch.removeprefix(f"{remote}/"), a.tip) not in held]
+
+
+class Kept(Enum):
+    """Where a committed task's result is now."""
+
+    AWAITING = "awaiting"  # on a branch that awaits review (its session's, or an integration)
+    MERGED = "merged"  # in the base branch
+    NOT_KEPT = "not_kept"  # on no branch here or on the remote: never pushed, or deleted
+
+
+@dataclass(frozen=True, slots=True)
+class Place:
+    kept: Kept
+    branch: str | None = None  # the branch it awaits review on
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kept": self.kept.value, "branch": self.branch}
+
+
+def places_of(
+    repo: Repo,
+    commits: Iterable[tuple[str, str | None]],
+    base_commit: str | None,
+    awaiting: Sequence[Awaiting],
+    remote: str = DEFAULT_REMOTE,
+) -> dict[str, Place]:
+    """Commit -> where it is, for (commit, its session's branch) pairs; its own branch first.
+    A matrix task's own branch is never pushed: its commit is under review on the integration
+    branch that merged it, or on no branch when it was left out."""
+    if base_commit is None:
+        return {}
+    found: dict[str, Place] = {}
+    for commit, own in commits:
+        if not repo.has_commit(commit):
+            found[commit] = Place(Kept.NOT_KEPT)
+            continue
+        if repo.is_merged(commit, base_commit):
+            found[commit] = Place(Kept.MERGED)
+            continue
+        mine = sorted(awaiting, key=lambda a: not own or a.branch not in (own, f"{remote}/{own}"))
+        carrier = next((a.branch for a in mine if repo.is_merged(commit, a.tip)), None)
+        found[commit] = Place(Kept.NOT_KEPT if carrier is None else Kept.AWAITING, carrier)
     return found

@@ -237,3 +237,20 @@ def test_matrix_flow_reports_the_task_that_conflicts(tmp_path, cli) -> None:
     assert [m["tasks"] for m in data["merged"]] == [["t1"], ["t3"]]
     assert [(o["tasks"], o["files"]) for o in data["left_out"]] == [(["t4"], ["src/app.py"])]
     assert "left out" in result.stderr and "src/app.py" in result.stderr
+    # What the publisher pushes: the integration branch and the joined memory, nothing else.
+    git(integrator, "push", "-q", "origin", "autonomous/integration-8", "autonomous/memory")
+    morning = fresh_clone(tmp_path, remote, "morning")
+    report = json.loads(cli("report", "--json", "--since", "1d", cwd=morning).stdout)
+    commits = {t["id"]: t["commit"] for s in report["sessions"] for t in s["tasks"]}
+    where = {task: report["results"][commit] for task, commit in commits.items()}
+    on_review = {"kept": "awaiting", "branch": "origin/autonomous/integration-8"}
+    assert where == {"t1": on_review, "t3": on_review, "t4": {"kept": "not_kept", "branch": None}}
+    text = cli("report", "--since", "1d", cwd=morning).stdout
+    assert "under review on `origin/autonomous/integration-8`" in text
+    assert "on no branch (never pushed, or deleted): the task runs again" in text
+    assert "**To review:**" not in text  # no session's own branch is anywhere to review
+    status = json.loads(cli("status", "--json", cwd=morning).stdout)
+    assert [a["branch"] for a in status["awaiting_review"]] == ["origin/autonomous/integration-8"]
+    # And the next run takes t4 again (its result is on no branch), but not t1 or t3.
+    plan = cli("plan", "--agent-command", "true", cwd=morning).stdout.split()
+    assert plan == ["t2", "t4"]

@@ -179,6 +179,13 @@ class Repo:
             cleared.append(lock.relative_to(self.common_dir).as_posix())
         return cleared
 
+    def has_commit(self, commit: str) -> bool:
+        """Whether this repository holds the commit `commit` (a full id) names."""
+        try:
+            return self._repo[commit].type == pygit2.enums.ObjectType.COMMIT
+        except (KeyError, ValueError):  # absent, or not an object id
+            return False
+
     def is_merged(self, commit: str, into: str) -> bool:
         """Whether `commit` is reachable from `into` (equal counts)."""
         oid, into_oid = self._commit(commit).id, self._commit(into).id
