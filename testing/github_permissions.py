@@ -48,9 +48,10 @@ class Repository:
             return 404, {"message": "Not Found"}, {}
         permission, level = route
         if LEVELS[granted.get(permission, "none")] < LEVELS[level]:
+            who = "integration" if token.startswith("ghs_") else "personal access token"
             return (
                 403,
-                {"message": "Resource not accessible by personal access token"},
+                {"message": f"Resource not accessible by {who}"},
                 {"X-Accepted-GitHub-Permissions": f"{permission}={level}"},
             )
         return self._allowed(method, path, body)

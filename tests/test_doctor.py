@@ -117,6 +117,7 @@ def test_in_actions_it_asks_github_whether_the_token_may_open_prs(tmp_path, cli)
         done(replay)
     assert code == 2
     assert checks["token"]["status"] == "ok"
+    assert "installation token may push" in checks["token"]["message"]
     assert checks["pull requests"]["status"] == "fail"
     assert "Allow GitHub Actions to create" in checks["pull requests"]["fix"]
     assert checks["ci on the PR"]["status"] == "warn"
@@ -293,3 +294,33 @@ def test_a_fine_grained_token_is_judged_by_what_github_lets_it_do(tmp_path, cli)
     assert "Contents: Read and write" in checks["token"]["fix"]
     assert checks["pull requests"]["status"] == "fail"
     assert "Pull requests: Read and write" in checks["pull requests"]["fix"]
+
+
+def test_the_workflow_token_with_read_only_permissions_fails(tmp_path, cli) -> None:
+    """GitHub shows no permissions of an installation token (the workflow's GITHUB_TOKEN):
+    doctor asks what it may do, so a publish job left at `contents: read` is caught."""
+    repo = make_project(tmp_path, TASKS)
+    read_only = "ghs_readonly000000000000000000000000000000"
+    can_push = "ghs_canpush0000000000000000000000000000000"
+    repository = github_permissions.Repository(
+        "octo-org/widgets",
+        {read_only: {"contents": "read"}, can_push: {"contents": "write"}},
+    )
+    with github_permissions.serve(repository) as api:
+        env = {
+            "GITHUB_ACTIONS": "true",
+            "GITHUB_REPOSITORY": "octo-org/widgets",
+            "GITHUB_API_URL": api.url,
+        }
+        code, checks = doctor(cli, repo, "--skip-gate", env={**env, "GITHUB_TOKEN": read_only})
+        assert code == 2
+        assert checks["token"]["status"] == "fail"
+        assert "contents: write" in checks["token"]["fix"]
+        assert checks["pull requests"]["status"] == "fail"
+        assert "pull-requests: write" in checks["pull requests"]["fix"]
+
+        code, checks = doctor(cli, repo, "--skip-gate", env={**env, "GITHUB_TOKEN": can_push})
+    assert code == 2
+    assert checks["token"]["status"] == "ok"
+    assert checks["pull requests"]["status"] == "fail"
+    assert "pull-requests: write" in checks["pull requests"]["fix"]

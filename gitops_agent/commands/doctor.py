@@ -577,18 +577,22 @@ def _github(env: Mapping[str, str]) -> list[Check]:
     checks: list[Check] = []
     try:
         github = GitHub.from_env(env=env)
-        info = github.repository_info()
+        github.repository_info()  # its `permissions` are a user's: not the token's
     except (GitHubError, UserError) as err:
         return [Check("token", Status.FAIL, f"cannot read the repository: {err}")]
     if not token.startswith("ghs_"):
         return _personal_token(github, token)
-    can_push = (info.get("permissions") or {}).get("push")
-    if can_push is False:
-        checks.append(
-            Check("token", Status.FAIL, "the token cannot push", "give the job `contents: write`")
-        )
-    else:
-        checks.append(Check("token", Status.OK, f"reads {github.repository}"))
+    # An installation token (the workflow's GITHUB_TOKEN, a GitHub App's) has the permissions
+    # its job grants; they are asked the same way, by requests that cannot succeed.
+    checks += _capabilities(
+        github,
+        "installation token",
+        push_fix="give the job `contents: write` (or the App Contents: Read and write)",
+        pulls_fix="give the job `pull-requests: write` (or the App Pull requests: Read and write)",
+    )
+    if any(c.name == "pull requests" and c.status is not Status.OK for c in checks):
+        return checks
+    checks = [c for c in checks if c.name != "pull requests"]  # the setting below says more
     try:
         settings = github.workflow_permissions()
     except GitHubError as err:
@@ -632,6 +636,17 @@ def _personal_token(github: GitHub, token: str) -> list[Check]:
     GitHub lets it do here. Actions' setting on creating pull requests does not apply to it, and
     the pull requests it opens start other workflows."""
     kind = "fine-grained token" if token.startswith("github_pat_") else "personal token"
+    return _capabilities(
+        github,
+        kind,
+        push_fix="give it Contents: Read and write on this repository",
+        pulls_fix="give it Pull requests: Read and write on this repository",
+    )
+
+
+def _capabilities(github: GitHub, kind: str, *, push_fix: str, pulls_fix: str) -> list[Check]:
+    """Whether the token may push and open pull requests, from GitHub's answers to two
+    requests that cannot succeed (nothing is created)."""
     try:
         push, pulls = github.may_push(), github.may_open_pulls()
     except GitHubError as err:
@@ -643,7 +658,7 @@ def _personal_token(github: GitHub, token: str) -> list[Check]:
             "token",
             Status.FAIL,
             f"the {kind} may read {github.repository} but not push to it",
-            "give it Contents: Read and write on this repository",
+            push_fix,
         )
     ]
     checks.append(
@@ -653,7 +668,7 @@ def _personal_token(github: GitHub, token: str) -> list[Check]:
             "pull requests",
             Status.FAIL,
             f"the {kind} may not open pull requests on {github.repository}",
-            "give it Pull requests: Read and write on this repository",
+            pulls_fix,
         )
     )
     return checks
