@@ -97,17 +97,22 @@ def claim_ref(task_id: str) -> str:
 class Claims:
     """The claims one run takes on one remote, and gives back at its end."""
 
-    def __init__(self, repo: Repo, remote: str) -> None:
+    def __init__(self, repo: Repo, remote: str, *, read_only: bool = False) -> None:
         self._repo = repo
         self._remote = remote
+        self._read_only = read_only  # respect other runs' claims, take none (cannot push)
         self._host = socket.gethostname()
         self._held: dict[str, str] = {}  # task id -> our claim commit on the remote
 
     @classmethod
-    def open(cls, repo_dir: Path | None, remote: str) -> Claims | None:
-        """Claims on `remote`; None where the repository has no such remote (a laptop)."""
+    def open(cls, repo_dir: Path | None, remote: str, *, read_only: bool = False) -> Claims | None:
+        """Claims on `remote`; None where the repository has no such remote (a laptop).
+        `read_only`: for a job that cannot push (the workflow's agent jobs), which skips the
+        tasks another run holds but claims nothing itself."""
         repo = Repo.open(find_root(repo_dir))
-        return cls(repo, remote) if remote_url(repo, remote) is not None else None
+        if remote_url(repo, remote) is None:
+            return None
+        return cls(repo, remote, read_only=read_only)
 
     def refresh(self) -> None:
         """Fetch the remote's autonomous branches and claims: what other runs did meanwhile."""
@@ -134,6 +139,8 @@ class Claims:
                 theirs = Claim.parse(self._repo.commit_message(current[0]))
                 if theirs is not None and theirs.alive(datetime.now(UTC), self._host):
                     return theirs
+            if self._read_only:
+                return None
             commit = record_commit(self._repo, f"Claim {task_id}", mine.trailers())
             expected = None if current is None else current[0]
             try:

@@ -133,6 +133,14 @@ def run(
             "session's pull request (on GitHub).",
         ),
     ] = False,
+    check_claims: Annotated[
+        bool,
+        typer.Option(
+            "--check-claims",
+            help="Skip the tasks another run has claimed on origin, and claim none (for a job "
+            "that cannot push; --push claims).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Run the eligible tasks as one session on a new autonomous/<session> branch."""
@@ -141,7 +149,7 @@ def run(
     from gitops_agent.session import RunOptions
 
     options = RunOptions(repo, plan, constraints, tuple(task or ()), agent_command)
-    result, data, said = run_it(options, ConsoleListener(), push=push)
+    result, data, said = run_it(options, ConsoleListener(), push=push, check_claims=check_claims)
     show_run(result)
     for line in said:
         err.print(line)

@@ -212,6 +212,21 @@ def test_a_live_claim_skips_its_task_and_expired_or_dead_ones_are_taken_over(tmp
     assert heads(remote, CLAIM_REF) == {f"{CLAIM_REF}live": held}
 
 
+def test_a_job_that_cannot_push_skips_claimed_tasks_and_claims_none(tmp_path) -> None:
+    """The workflow's agent job holds no write token: it respects a laptop's claim."""
+    tasks = "".join(task_block(t, t, run=f"echo 'v = 1' > src/{t}.py") for t in ("live", "free"))
+    remote = project(tmp_path, tasks)
+    held = make_claim(
+        remote, "live", session="laptop-1", expires="2999-01-01T00:00:00+00:00", host="far", pid=1
+    )
+    work = clone(remote, "work")
+    data, _ = finish(start(work, "run", "--check-claims", "--json"))
+    assert outcomes(data) == {"live": "skipped", "free": "committed"}
+    assert "session laptop-1 claimed it" in data["tasks"][0]["reason"]
+    assert heads(remote, CLAIM_REF) == {f"{CLAIM_REF}live": held}  # nothing claimed, or pushed
+    assert heads(remote, "refs/heads/autonomous/") == {}
+
+
 def test_without_a_remote_nothing_is_claimed_and_the_run_works(tmp_path) -> None:
     repo = make_repo(
         tmp_path / "laptop",

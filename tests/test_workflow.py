@@ -231,7 +231,8 @@ def test_the_agent_runs_last_and_its_result_leaves_only_as_an_artifact(made) -> 
         after = names[names.index("Run the agent") + 1 :]
         assert after == ["Pack the result", "actions/upload-artifact"], job
     agent_run = next(s for _, s in steps(workflow) if s.get("name") == "Run the agent")
-    assert agent_run["run"].startswith("gitops-agent run --json")
+    # It claims nothing (it cannot push) but skips the tasks another run holds.
+    assert agent_run["run"].startswith("gitops-agent run --check-claims --json")
 
 
 def test_publish_verifies_before_it_pushes_and_writes_the_report(made) -> None:

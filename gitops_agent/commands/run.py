@@ -17,10 +17,13 @@ from gitops_agent.session import RunOptions, run_session
 
 
 def run(
-    options: RunOptions, listener: Listener, *, push: bool
+    options: RunOptions, listener: Listener, *, push: bool, check_claims: bool = False
 ) -> tuple[SessionResult, dict[str, Any], list[str]]:
-    """The session's result, the contract's JSON object, and lines for people (push results)."""
-    claims = Claims.open(options.repo, DEFAULT_REMOTE) if push else None
+    """The session's result, the contract's JSON object, and lines for people (push results).
+    `check_claims` without `push`: skip the tasks other runs claimed, claim none."""
+    claims = None
+    if push or check_claims:
+        claims = Claims.open(options.repo, DEFAULT_REMOTE, read_only=not push)
     said: list[str] = []
     try:
         result = run_session(options, listener, claims=claims)
