@@ -11,6 +11,7 @@ from typing import Any
 from gitops_agent.errors import ConstraintsError
 from gitops_agent.files import read_text
 from gitops_agent.mdblocks import blocks, split_lines
+from gitops_agent.policy.paths import pattern_error
 from gitops_agent.yamlmap import load_mapping, split_front_matter
 
 # The seed's forbidden list, made concrete. Patterns are gitignore-like globs: a pattern
@@ -346,6 +347,15 @@ def _apply(
                 if not _ENV_NAME.fullmatch(variable):
                     raise ConstraintsError(
                         f"`{key}`: `{variable}` is not an environment variable name", path, line
+                    )
+        if name in ("protected", "approved_dirs"):
+            for pattern in value:
+                problem = pattern_error(pattern)
+                if problem is not None:
+                    raise ConstraintsError(
+                        f"`{key}`: `{pattern}` is not a usable path pattern ({problem})",
+                        path,
+                        line,
                     )
         if name == "approved_dirs":
             value = [v.rstrip("/") + "/" for v in value]

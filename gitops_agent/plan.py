@@ -14,6 +14,8 @@ from functools import cache
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from croniter import croniter  # type: ignore[import-untyped]
+
 from gitops_agent.errors import PlanError
 from gitops_agent.install_source import InstallSource
 from gitops_agent.mdblocks import blocks, split_lines
@@ -47,7 +49,8 @@ DETAIL_RE = re.compile(
     r"(?P<value>.*?)[ \t]*$"
 )
 OBJECTIVE_RE = re.compile(r"\*\*Objective\*\*\s*:?\s*(?P<text>.+)")
-ALIGNMENT_RE = re.compile(r"^\s*(\d{1,3})\s*(?:/\s*100\b|%)?")
+# "95/100", "95%", "95", and a score out of another scale ("9/10": read as 90).
+ALIGNMENT_RE = re.compile(r"^\s*(\d{1,3})\s*(?:/\s*(\d{1,3})\b|%)?")
 LINES_RE = re.compile(r"^\s*~?\s*(\d+)(?:\s*[-\u2013]\s*(\d+))?")  # "10-20", also with an en dash
 WORD_RE = re.compile(r"[A-Za-z][A-Za-z_-]*")
 FIRST_WORD_RE = re.compile(r"\w+|\S")
@@ -269,6 +272,18 @@ def _split_front_matter(text: str, path: str) -> tuple[Settings, str]:
     return Settings(**values, lines=tuple(lines)), body
 
 
+def schedule_problem(value: object) -> str | None:
+    """Why `value` is not a cron line the report and the workflow can use, or None. croniter
+    judges it, as the report reads it (GitHub reads the same five fields)."""
+    if not isinstance(value, str) or len(value.split()) != 5:
+        return "five fields separated by spaces"
+    try:
+        croniter(value)
+    except ValueError as err:  # croniter's errors are ValueErrors
+        return str(err) or "not a cron line"
+    return None
+
+
 def _plan_setting(key: str, value: Any, path: str, line: int) -> Any:
     if key == "timezone":
         try:
@@ -277,11 +292,14 @@ def _plan_setting(key: str, value: Any, path: str, line: int) -> Any:
             raise PlanError(f"`timezone`: unknown time zone `{value}`", path, line) from None
         return str(value)
     if key == "schedule":
-        if not isinstance(value, str) or len(value.split()) != 5:
+        problem = schedule_problem(value)
+        if problem is not None:
             raise PlanError(
-                "`schedule` must be a cron line of five fields, like `0 2 * * *`", path, line
+                f"`schedule` must be a cron line of five fields, like `0 2 * * *` ({problem})",
+                path,
+                line,
             )
-        return value.strip()
+        return str(value).strip()
     if key == "gate":
         return _gate_entries(value, path, line)
     if key == "install":
@@ -398,9 +416,15 @@ class _TaskBuilder:
 def _field_value(name: str, key: str, value: str, path: str, line: int) -> Any:
     if name == "alignment":
         found = ALIGNMENT_RE.match(value)
-        if found is None or int(found[1]) > 100:
-            raise PlanError(f"`{key}` must be a number from 0 to 100, like `95/100`", path, line)
-        return int(found[1])
+        scale = int(found[2]) if found is not None and found[2] else 100
+        if found is None or scale == 0 or int(found[1]) > scale:
+            raise PlanError(
+                f"`{key}` must be a score from 0 to 100, like `95/100` (or out of another "
+                "scale, like `9/10`)",
+                path,
+                line,
+            )
+        return round(int(found[1]) * 100 / scale)
     if name == "estimated_lines":
         found = LINES_RE.match(value)
         if found is None:

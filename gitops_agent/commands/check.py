@@ -4,6 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from gitops_agent.errors import UserError
+from gitops_agent.gate import GATE_SCRIPT
+from gitops_agent.git import Repo
+from gitops_agent.git.repo import find_repo_root
 from gitops_agent.policy.eligibility import Verdict, verdicts
 from gitops_agent.project import Project
 from gitops_agent.runner import Runner
@@ -13,9 +17,22 @@ __all__ = ["Verdict", "check", "to_json"]
 
 def check(project: Project, agent_command: str | None = None) -> list[Verdict]:
     """A verdict for every task; raises UserError for what would stop `run` before any task
-    (the confinement the constraints require, where this machine offers none)."""
+    (the confinement the constraints require, where this machine offers none; a base branch
+    the plan names that is not there). Reads the working tree, as `check` does throughout."""
     Runner.create(project.constraints)
-    return verdicts(project, agent_command)
+    settings = project.plan.settings
+    if (
+        settings.base is not None
+        and find_repo_root(project.root) is not None
+        and Repo.open(project.root).branch_tip(settings.base) is None
+    ):
+        raise UserError(
+            f"the plan names base `{settings.base}`, which is not a branch here",
+            project.plan.path,
+            settings.line_of("base"),
+        )
+    has_gate = bool(settings.gate) or (project.root / GATE_SCRIPT).is_file()
+    return verdicts(project, agent_command, has_gate=has_gate)
 
 
 def to_json(verdicts: list[Verdict]) -> dict[str, Any]:

@@ -29,12 +29,16 @@ class Verdict:
 
 
 def verdicts(
-    project: Project, agent_command: str | None = None, *, programs: ProgramLookup | None = None
+    project: Project,
+    agent_command: str | None = None,
+    *,
+    programs: ProgramLookup | None = None,
+    has_gate: bool | None = None,
 ) -> list[Verdict]:
     """A verdict for every task of the plan, in plan order.
 
     `programs`: where the `Run:` programs were found; by default they are looked for here, as
-    `look_up_programs` does with this process's environment.
+    `look_up_programs` does with this process's environment. `has_gate`: see `preflight`.
     """
     has_agent = bool(agent_command or project.plan.settings.agent)
     if programs is None:
@@ -44,7 +48,10 @@ def verdicts(
         Verdict(
             task,
             tuple(
-                str(v) for v in preflight(task, constraints, has_agent=has_agent, programs=programs)
+                str(v)
+                for v in preflight(
+                    task, constraints, has_agent=has_agent, programs=programs, has_gate=has_gate
+                )
             ),
         )
         for task in project.plan.tasks

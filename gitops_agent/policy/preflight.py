@@ -49,11 +49,14 @@ def preflight(
     *,
     has_agent: bool,
     programs: ProgramLookup | None = None,
+    has_gate: bool | None = None,
 ) -> list[Violation]:
     """Every reason `task` may not run now; empty when it is eligible.
 
     A task under Not Ready (or under no queue) gets only that reason: it is a person's task.
     `programs` is where the caller found the `Run:` programs; None: not looked for.
+    `has_gate`: whether a quality gate is defined; None: not judged here (`run` rolls such a
+    task back with the same reason, as the contract says).
     """
     if task.queue is not Queue.READY and task.queue is not Queue.PENDING:
         return _queue(task)
@@ -71,6 +74,14 @@ def preflight(
                 "runner",
                 "It has no `Run:` command and no agent is configured (set `agent:` in the "
                 "plan's front matter or pass --agent-command).",
+            )
+        )
+    if has_gate is False:
+        found.append(
+            Violation(
+                "gate",
+                "There is no quality gate, so no change could be committed: add `gate:` to the "
+                "plan's front matter or commit .ai-validation/check_quality.sh.",
             )
         )
     found += run_command(task, programs)
