@@ -140,14 +140,26 @@ def load_base(
 
 def base_of(repo: Repo, plan: Path | None = None, constraints: Path | None = None) -> Base:
     branch = repo.head_branch()
-    tip = None if branch is None else repo.branch_tip(branch)
-    if branch is None or tip is None:
+    head = repo.head_commit()
+    if head is None:
         raise UserError(
-            "HEAD is detached or has no commit; check out the base branch, whose plan names "
-            "the base",
+            "the repository has no commit yet: commit the plan first "
+            "(`git add PROJECT_PLAN.md && git commit -m 'Add the plan'`)",
             str(repo.root),
         )
-    project = load_project_at(repo, tip, branch, plan, constraints)
+    if branch is None:  # detached: the plan there may name the base
+        project = load_project_at(repo, head, "HEAD", plan, constraints)
+        wanted = project.plan.settings.base
+        if wanted is None:
+            raise UserError(
+                "HEAD is detached and the plan there names no base: check out the base branch, "
+                "or set `base:` in the plan's front matter",
+                str(repo.root),
+            )
+        branch, tip = "HEAD", head
+    else:
+        tip = head
+        project = load_project_at(repo, tip, branch, plan, constraints)
     wanted = project.plan.settings.base
     if wanted is not None and wanted != branch:
         # The plan names another base: that branch's plan and rules are the ones obeyed.

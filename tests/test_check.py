@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from conftest import make_repo
+from conftest import git, make_repo
 
 TASK = (
     "### Ready for Autonomous Execution ✅\n\n"
@@ -259,3 +259,31 @@ def test_a_score_that_cannot_be_read_is_refused_with_its_line(
     result = cli("check", "--agent-command", "true", cwd=repo)
     assert result.returncode == 2
     assert result.stderr.strip().splitlines()[-1].startswith("PROJECT_PLAN.md:9: ")
+
+
+def test_a_detached_head_works_when_the_plan_names_the_base(tmp_path: Path, cli: Any) -> None:
+    repo = project(tmp_path, front='gate: ["true"]\nbase: main\n')
+    head = git(repo, "rev-parse", "HEAD")
+    git(repo, "checkout", "-q", "--detach")
+    result = cli("run", "--json", "--agent-command", "echo 'y = 2' >> src/app.py", cwd=repo)
+    assert result.returncode == 0, result.stderr
+    assert [t["outcome"] for t in json.loads(result.stdout)["tasks"]] == ["committed"]
+    assert git(repo, "rev-parse", "HEAD") == head
+    assert git(repo, "rev-parse", "--abbrev-ref", "HEAD").strip() == "HEAD"  # still detached
+
+
+def test_a_detached_head_without_a_base_says_what_to_do(tmp_path: Path, cli: Any) -> None:
+    repo = project(tmp_path)
+    git(repo, "checkout", "-q", "--detach")
+    result = cli("run", cwd=repo)
+    assert result.returncode == 2
+    assert "HEAD is detached" in result.stderr and "`base:`" in result.stderr
+
+
+def test_an_empty_repository_is_told_to_commit_the_plan(tmp_path: Path, cli: Any) -> None:
+    repo = tmp_path / "empty"
+    repo.mkdir()
+    git(repo, "init", "-q")
+    result = cli("run", cwd=repo)
+    assert result.returncode == 2
+    assert "no commit yet" in result.stderr and "git commit" in result.stderr

@@ -21,6 +21,10 @@ def seed_repo(tmp_path: Path) -> Path:
     shutil.copy(SEED_PLAN, repo / "PROJECT_PLAN.md")
     (repo / "docs").mkdir()
     shutil.copy(SEED_CONSTRAINTS, repo / "docs" / "autonomous-constraints.md")
+    # The seed's executor runs this script as the quality gate; without a gate no task is
+    # eligible (a run could commit nothing).
+    (repo / ".ai-validation").mkdir()
+    (repo / ".ai-validation" / "check_quality.sh").write_text("exit 0\n", encoding="utf-8")
     return repo
 
 
@@ -262,7 +266,8 @@ def test_a_large_plan_lists_every_task_without_a_rich_table(tmp_path: Path, cli)
         for i in range(400)
     )
     (repo / "PROJECT_PLAN.md").write_text(
-        "### Ready for Autonomous Execution\n\n" + tasks, encoding="utf-8"
+        '---\ngate: ["true"]\n---\n### Ready for Autonomous Execution\n\n' + tasks,
+        encoding="utf-8",
     )
     result = cli("check", "--agent-command", "true", cwd=repo)
     assert result.returncode == 0

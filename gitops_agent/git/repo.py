@@ -104,6 +104,12 @@ class Repo:
             return None
         return str(head.target).removeprefix("refs/heads/")
 
+    def head_commit(self) -> str | None:
+        """The commit HEAD points at, branch or detached; None before the first commit."""
+        if self._repo.head_is_unborn:
+            return None
+        return str(self._repo.head.peel(pygit2.Commit).id)
+
     def branch_tip(self, name: str) -> str | None:
         """Commit id of `refs/heads/<name>`, or None when there is no such branch."""
         ref = self._repo.references.get(self._branch_ref(name))
