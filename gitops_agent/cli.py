@@ -10,11 +10,14 @@ import typer
 
 from gitops_agent import __version__
 from gitops_agent.error_handler import error_handler
+from gitops_agent.results import FAIL_ON_STATUS, FailOn
 
 app = typer.Typer(
-    add_completion=False,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    # Click's own help: typer's rich help shows every flag as taking a value (`--json <bool>`).
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
     help="Run coding agents on your repository from a markdown plan, safely.",
 )
 
@@ -57,7 +60,8 @@ def _version(value: bool) -> None:
 @app.callback()
 def _root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version.")
+        bool,
+        typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
 ) -> None:
     """Run coding agents on your repository from a markdown plan, safely."""
@@ -122,7 +126,7 @@ def run(
     constraints: ConstraintsOption = None,
     task: Annotated[
         list[str] | None,
-        typer.Option("--task", help="Run only this task (repeat for more)."),
+        typer.Option("--task", metavar="ID", help="Run only this task (repeat for more)."),
     ] = None,
     agent_command: AgentOption = None,
     push: Annotated[
@@ -141,6 +145,13 @@ def run(
             "that cannot push; --push claims).",
         ),
     ] = False,
+    fail_on: Annotated[
+        FailOn | None,
+        typer.Option(
+            "--fail-on",
+            help="Exit with status 3 when a task was rolled back, blocked, or either (any).",
+        ),
+    ] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Run the eligible tasks as one session on a new autonomous/<session> branch."""
@@ -155,6 +166,9 @@ def run(
         err.print(line)
     if as_json:
         _print_json(data, ensure_ascii=False)
+    if fail_on is not None and fail_on.failed([task.outcome for task in result.tasks]):
+        err.print(f"--fail-on {fail_on.value}: exit status {FAIL_ON_STATUS}")
+        raise typer.Exit(FAIL_ON_STATUS)
 
 
 @app.command()

@@ -419,8 +419,8 @@ def _field_value(name: str, key: str, value: str, path: str, line: int) -> Any:
         scale = int(found[2]) if found is not None and found[2] else 100
         if found is None or scale == 0 or int(found[1]) > scale:
             raise PlanError(
-                f"`{key}` must be a score from 0 to 100, like `95/100` (or out of another "
-                "scale, like `9/10`)",
+                f"`{key}` must be a number from 0 to 100, like `95/100` (a score out of "
+                "another scale, like `9/10`, is read as a percentage)",
                 path,
                 line,
             )

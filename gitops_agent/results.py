@@ -21,6 +21,25 @@ class Outcome(enum.Enum):
     SKIPPED = "skipped"
 
 
+class FailOn(enum.Enum):
+    """What makes `run --fail-on` exit with FAIL_ON_STATUS: for a CI that should go red."""
+
+    ROLLED_BACK = "rolled-back"  # a task ran and its change was thrown away
+    BLOCKED = "blocked"  # a task was refused before running
+    ANY = "any"  # either of those
+
+    def failed(self, outcomes: list[Outcome]) -> bool:
+        wanted = {
+            FailOn.ROLLED_BACK: {Outcome.ROLLED_BACK},
+            FailOn.BLOCKED: {Outcome.BLOCKED},
+            FailOn.ANY: {Outcome.ROLLED_BACK, Outcome.BLOCKED},
+        }[self]
+        return any(outcome in wanted for outcome in outcomes)
+
+
+FAIL_ON_STATUS = 3  # not 1 (an internal failure) nor 2 (bad input): the run itself went fine
+
+
 @dataclass(frozen=True, slots=True)
 class TaskResult:
     id: str

@@ -10,6 +10,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from conftest import SEED_CONSTRAINTS, SEED_PLAN, make_repo
 from testing.redteam import plan_text, task_block
 
@@ -285,3 +287,30 @@ def test_init_writes_files_with_the_usual_permissions(tmp_path: Path, cli) -> No
         os.umask(old)
     for name in ("PROJECT_PLAN.md", "docs/autonomous-constraints.md"):
         assert stat.S_IMODE((repo / name).stat().st_mode) == 0o644, name
+
+
+def test_help_and_version_have_their_short_forms_and_flags_take_no_value(
+    tmp_path: Path, cli
+) -> None:
+    short, long = cli("-V", cwd=tmp_path), cli("--version", cwd=tmp_path)
+    assert short.stdout == long.stdout and short.stdout.startswith("gitops-agent ")
+    helped = cli("run", "-h", cwd=tmp_path)
+    assert helped.returncode == 0 and "--fail-on" in helped.stdout
+    flags = [line for line in helped.stdout.splitlines() if line.strip().startswith("--json")]
+    assert flags and "<bool>" not in flags[0]
+
+
+@pytest.mark.parametrize(("fail_on", "status"), [("rolled-back", 3), ("blocked", 0), ("any", 3)])
+def test_fail_on_turns_a_bad_night_into_a_failing_exit_status(
+    tmp_path: Path, cli, fail_on: str | None, status: int
+) -> None:
+    plan = (
+        '---\ngate: ["test ! -f src/a.py"]\n---\n### Ready for Autonomous Execution\n\n'
+        "→ **[t1]** Add a\n  - Alignment score: 90\n  - Estimated lines: 5\n"
+        "  - Tests defined: ✅ Yes\n  - Status: READY\n  - Run: `echo a > src/a.py`\n"
+    )
+    repo = make_repo(tmp_path / "repo", {"PROJECT_PLAN.md": plan, "src/x.py": "x\n"})
+    args = ["run", "--json"] + (["--fail-on", fail_on] if fail_on else [])
+    result = cli(*args, cwd=repo)
+    assert result.returncode == status, result.stderr
+    assert [t["outcome"] for t in json.loads(result.stdout)["tasks"]] == ["rolled_back"]
