@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from gitops_agent import __version__
-from gitops_agent.error_handler import error_handler
+from gitops_agent.error_handler import catch_signals, error_handler
 from gitops_agent.results import FAIL_ON_STATUS, FailOn
 
 app = typer.Typer(
@@ -485,5 +485,6 @@ def doctor(
 
 
 def main() -> None:
+    catch_signals()
     with error_handler():
         app()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import signal
 import sys
 import tempfile
 import traceback
@@ -11,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from gitops_agent import __version__
-from gitops_agent.errors import UserError
+from gitops_agent.errors import Interrupted, UserError
 from gitops_agent.policy.masking import mask
 
 EXIT_INTERNAL = 1
@@ -39,6 +40,19 @@ def _write_crash_log(text: str) -> Path:
     return path
 
 
+def _raise_interrupted(signum: int, _frame: object) -> None:
+    # Once is enough: a second Ctrl-C while the session records itself must not cut that short.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Interrupted(signum, signal.Signals(signum).name)
+
+
+def catch_signals() -> None:
+    """Turn SIGINT and SIGTERM into `Interrupted`, for the command line (not for a library)."""
+    signal.signal(signal.SIGINT, _raise_interrupted)
+    signal.signal(signal.SIGTERM, _raise_interrupted)
+
+
 @contextlib.contextmanager
 def error_handler() -> Iterator[None]:
     """Turn a UserError into `path:line: message` (exit 2) and a bug into a logged crash (1)."""
@@ -47,6 +61,9 @@ def error_handler() -> Iterator[None]:
     except UserError as exc:
         print(mask(str(exc)), file=sys.stderr)
         raise SystemExit(EXIT_USER) from None
+    except Interrupted as stop:
+        print(f"gitops-agent: interrupted ({stop.name})", file=sys.stderr)
+        raise SystemExit(128 + stop.signum) from None
     except KeyboardInterrupt:
         print("gitops-agent: interrupted", file=sys.stderr)
         raise SystemExit(130) from None

@@ -25,3 +25,17 @@ class PlanError(UserError):
 
 class ConstraintsError(UserError):
     """Something wrong in the constraints document."""
+
+
+class Interrupted(BaseException):
+    """SIGINT (Ctrl-C) or SIGTERM reached the tool: what runs is stopped, the session records
+    what it did, and the command exits 128 + the signal's number.
+
+    Not a KeyboardInterrupt, which click would print as "Aborted!" before our handler saw it;
+    a BaseException, so that no `except Exception` mistakes it for a failure.
+    """
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(name)
+        self.signum = signum
+        self.name = name

@@ -71,8 +71,9 @@ class RunState:
 
 
 @contextmanager
-def run_lock(state_dir: Path) -> Iterator[list[str]]:
-    """Hold the repository's run lock; yields notes about a killed run's leftovers it cleared.
+def run_lock(state_dir: Path) -> Iterator[tuple[list[str], dict[str, Any] | None]]:
+    """Hold the repository's run lock; yields notes about a killed run's leftovers it cleared,
+    and the state file that run left (None when the last run ended as it should).
 
     The lock is an OS file lock: a killed run's lock is released by the kernel, so a stale
     lock cannot block the next run; what the killed run left (its state file) is cleared here.
@@ -97,7 +98,7 @@ def run_lock(state_dir: Path) -> Iterator[list[str]]:
                 f"pid {leftover.get('pid')}, last seen {leftover.get('updated')})."
             )
             (state_dir / RUN_FILE).unlink(missing_ok=True)
-        yield notes
+        yield notes, leftover
     finally:
         lock.release()
 

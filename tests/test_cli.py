@@ -5,14 +5,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
-from conftest import SEED_CONSTRAINTS, SEED_PLAN, make_repo
+from conftest import CLI, SEED_CONSTRAINTS, SEED_PLAN, git, make_repo
 from testing.redteam import plan_text, task_block
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "python-project"
@@ -314,3 +316,74 @@ def test_fail_on_turns_a_bad_night_into_a_failing_exit_status(
     result = cli(*args, cwd=repo)
     assert result.returncode == status, result.stderr
     assert [t["outcome"] for t in json.loads(result.stdout)["tasks"]] == ["rolled_back"]
+
+
+def start_run_until_agent(repo: Path, agent: str) -> subprocess.Popen[str]:
+    """`run --json` with `agent`, returned once its agent has started."""
+    process = subprocess.Popen(
+        [*CLI, "run", "--json", "--agent-command", agent],
+        cwd=repo,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    state = repo / ".git" / "gitops-agent" / "run.json"
+    deadline = time.monotonic() + 60
+    while '"phase": "agent"' not in (state.read_text() if state.exists() else ""):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.05)
+    time.sleep(0.3)
+    return process
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_an_interrupted_run_says_so_stops_its_agent_and_records_the_session(
+    tmp_path: Path, signum: int
+) -> None:
+    plan = '---\ngate: ["true"]\n---\n### Ready for Autonomous Execution\n\n' + "".join(
+        f"→ **[{t}]** Task {t}\n  - Alignment score: 90\n  - Estimated lines: 5\n"
+        "  - Tests defined: ✅ Yes\n  - Status: READY\n\n"
+        for t in ("t1", "t2")
+    )
+    repo = make_repo(tmp_path / "repo", {"PROJECT_PLAN.md": plan, "src/x.py": "x\n"})
+    nap = f"sleep {40 + signum}.{os.getpid()}"  # a command line no other test runs
+    process = start_run_until_agent(repo, nap)
+    process.send_signal(signum)
+    out, err = process.communicate(timeout=60)
+    name = signal.Signals(signum).name
+    assert process.returncode == 128 + signum, err
+    assert err.rstrip().endswith(f"gitops-agent: interrupted ({name})")
+    assert out == ""  # no half a JSON object
+    running = subprocess.run(["pgrep", "-f", nap], capture_output=True, text=True)
+    assert running.stdout == ""  # the agent did not outlive the run
+    sessions = git(repo, "show", "autonomous/memory:state/sessions.tsv").split()
+    session = json.loads(git(repo, "show", f"autonomous/memory:state/sessions/{sessions[1]}.json"))
+    assert session["stopped"].startswith(f"interrupted ({name})")
+    assert [(t["id"], t["outcome"]) for t in session["tasks"]] == [
+        ("t1", "rolled_back"),
+        ("t2", "skipped"),
+    ]
+    assert "interrupted" in session["tasks"][0]["reason"]
+    assert git(repo, "branch", "--list", "autonomous/2*") == ""  # nothing committed
+
+
+def test_a_killed_session_is_recorded_by_the_next_run_and_reported(tmp_path: Path, cli) -> None:
+    plan = (
+        '---\ngate: ["true"]\n---\n### Ready for Autonomous Execution\n\n'
+        "→ **[t1]** Task t1\n  - Alignment score: 90\n  - Estimated lines: 5\n"
+        "  - Tests defined: ✅ Yes\n  - Status: READY\n"
+    )
+    repo = make_repo(tmp_path / "repo", {"PROJECT_PLAN.md": plan, "src/x.py": "x\n"})
+    process = start_run_until_agent(repo, f"sleep 47.{os.getpid()}")
+    process.kill()  # SIGKILL: no handler runs, no record is written
+    process.communicate(timeout=30)
+    time.sleep(0.5)
+    left = subprocess.run(["pgrep", "-f", f"sleep 47.{os.getpid()}"], capture_output=True)
+    assert left.stdout == b""  # the agent died with the run (its parent-death signal)
+    again = cli("run", "--json", "--agent-command", "echo 'y = 1' > src/y.py", cwd=repo)
+    assert again.returncode == 0, again.stderr
+    assert "Cleared what a killed run left behind" in again.stderr
+    report = cli("report", "--json", cwd=repo)
+    stopped = [s["stopped"] for s in json.loads(report.stdout)["sessions"]]
+    assert stopped[0] is None and stopped[1].startswith("killed: ")
+    assert "during agent of task t1 (attempt 1)" in stopped[1]

@@ -14,13 +14,14 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
+from typing import Any
 
 from gitops_agent import __version__, evidence
 from gitops_agent.agents import AgentSpec, require_installed, resolve_agent
 from gitops_agent.claims import MARGIN as CLAIM_MARGIN
 from gitops_agent.claims import Claims
 from gitops_agent.constraints import Constraints
-from gitops_agent.errors import UserError
+from gitops_agent.errors import Interrupted, UserError
 from gitops_agent.files import decode, write_atomic
 from gitops_agent.gate import Gate, resolve_gate
 from gitops_agent.gate.baseline import cached_baseline
@@ -34,7 +35,7 @@ from gitops_agent.gate.verdict import (
 from gitops_agent.git import RefMovedError, Repo
 from gitops_agent.git.remote import DEFAULT_REMOTE, remote_url
 from gitops_agent.github import PullRequest
-from gitops_agent.memory import catch_up_memory, record_or_keep, record_pending
+from gitops_agent.memory import catch_up_memory, load_session, record_or_keep, record_pending
 from gitops_agent.notify import notify, notify_urls, session_notification
 from gitops_agent.plan import Task, set_status
 from gitops_agent.policy.eligibility import verdicts as check
@@ -51,7 +52,7 @@ from gitops_agent.render import fence, render
 from gitops_agent.results import MEMORY_BRANCH, Listener, Outcome, SessionResult, TaskResult
 from gitops_agent.review import tasks_awaiting_review
 from gitops_agent.runner import Runner
-from gitops_agent.runstate import STALE_REF_LOCK, RunState, run_lock
+from gitops_agent.runstate import STALE_REF_LOCK, RunState, now_iso, run_lock
 from gitops_agent.session import queue as selection
 from gitops_agent.session.attempt import AttemptResult, Context, Verdict, attempt
 from gitops_agent.session.places import Places, remove_leftovers, session_places
@@ -84,7 +85,7 @@ def run_session(
     listener = listener or Listener()
     repo = Repo.open(find_root(options.repo))
     state_dir = repo.common_dir / STATE_DIR
-    with run_lock(state_dir) as notes:
+    with run_lock(state_dir) as (notes, killed):
         for note in notes:
             listener.note(note)
         # No run of ours writes a ref while we hold the run lock: a ref lock a killed run left
@@ -95,9 +96,40 @@ def run_session(
             listener.note(note)
         remove_leftovers(repo)
         session = _Session.start(repo, state_dir, options, listener, claims)
+        if killed is not None:
+            for note in _record_killed(session, killed):
+                listener.note(note)
         if session.constraints.keep_attempts_days:
             evidence.prune(repo, session.constraints.keep_attempts_days)
         return session.run()
+
+
+def _record_killed(session: _Session, left: dict[str, Any]) -> list[str]:
+    """Record a session that died without a word (kill -9, a crash, a power cut) from the state
+    file it left, so that the report shows it; nothing when it was recorded after all."""
+    name = left.get("session")
+    if not isinstance(name, str) or not name or load_session(session.repo, name) is not None:
+        return []
+    task, phase = left.get("task"), left.get("phase") or "starting"
+    doing = f"{phase} of task {task} (attempt {left.get('attempt')})" if task else str(phase)
+    started = str(left.get("started") or left.get("updated") or now_iso())
+    branch = f"{BRANCH_PREFIX}{name}"
+    result = SessionResult(
+        session=name,
+        branch=branch if session.repo.branch_tip(branch) is not None else None,
+        base=session.base,
+        base_commit=session.base_commit,
+        started=started,
+        finished=str(left.get("updated") or started),
+        agent=None,
+        tasks=(),
+        stopped=(
+            f"killed: the process (pid {left.get('pid')}) ended without a word during {doing}; "
+            "what it had not committed was thrown away"
+        ),
+    )
+    timezone = session.project.plan.settings.timezone
+    return record_or_keep(session.repo, result, timezone=timezone, state_dir=session.state_dir)
 
 
 @dataclass
@@ -129,6 +161,7 @@ class _Session:
     started_clock: float = field(default_factory=time.monotonic)
     attempts_made: int = 0  # by every task of the session together
     results: list[TaskResult] = field(default_factory=list)
+    current: Task | None = None  # the task under way (an interruption rolls it back)
 
     @classmethod
     def start(
@@ -180,6 +213,8 @@ class _Session:
         )
 
     def run(self) -> SessionResult:
+        interrupted: Interrupted | None = None
+        queue: list[Task] = []
         try:
             queue = self._queue()
             if queue:
@@ -189,6 +224,20 @@ class _Session:
                     self.repo, self.base_commit, self.session, agent_leaves=leaves
                 ) as places:
                     self._run_queue(queue, places)
+        except Interrupted as stop:
+            # What ran is recorded; the attempt under way is thrown away, as a failed one is.
+            interrupted = stop
+            self.stopped = f"interrupted ({stop.name}) by the person or system running it"
+            if self.current is not None and self.current.id not in {r.id for r in self.results}:
+                self._record(
+                    self.current,
+                    Outcome.ROLLED_BACK,
+                    f"The session was {self.stopped} during this task; its change was thrown away.",
+                )
+            done = {r.id for r in self.results}
+            self._skip_all(
+                [t for t in queue if t.id not in done], f"Not run: the session was {self.stopped}."
+            )
         finally:
             self.run_state.clear()
         result = self._finish(self.started_at)
@@ -201,6 +250,8 @@ class _Session:
         if message is not None:
             for problem in notify(notify_urls(settings.notify), *message):
                 self.listener.note(problem)
+        if interrupted is not None:
+            raise interrupted
         return result
 
     # -- choosing the tasks ------------------------------------------------------------------
@@ -353,7 +404,9 @@ class _Session:
                     "minutes was reached.",
                 )
                 return
+            self.current = task
             result = self._run_task(task, places)
+            self.current = None
             if result.outcome is Outcome.SKIPPED:  # usage limit: the session stops here
                 continue
             run_count += 1
