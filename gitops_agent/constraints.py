@@ -114,6 +114,7 @@ class Constraints:
     max_session_minutes: float = 240
     max_attempts: int = 3
     max_consecutive_failures: int = 2
+    max_failed_sessions: int = 3  # sessions in a row a task may fail before NEEDS_HUMAN; 0: never
     task_timeout_minutes: float = 30
     idle_timeout_minutes: float = 10  # 0: no idle limit
     # post-flight
@@ -152,6 +153,7 @@ _INT_SETTINGS = (
     "max_tasks_per_session",
     "max_attempts",
     "max_consecutive_failures",
+    "max_failed_sessions",
     "max_file_bytes",
     "memory_limit_mb",
     "max_processes",

@@ -39,6 +39,7 @@ class ProblemKind(enum.Enum):
     GATE_FAILED_ON_BASE = "gate_failed_on_base"
     FAILING = "failing"  # a task rolled back in each of the last FAILING_RUNS sessions it ran in
     HEARTBEAT = "heartbeat"  # no successful session as recently as the schedule expects
+    NEEDS_HUMAN = "needs_human"  # the last session that judged a task set it to NEEDS_HUMAN
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +336,10 @@ def build_brief(
                 "fixes the base.",
             )
         )
-    problems.extend(failing_repeatedly(sessions))
+    marked = needs_human(sessions)
+    problems.extend(marked)
+    named = {p.task for p in marked}
+    problems.extend(p for p in failing_repeatedly(sessions) if p.task not in named)
     if beat.overdue:
         problems.append(Problem(ProblemKind.HEARTBEAT, beat.message))
 
@@ -377,6 +381,21 @@ def success_rate(sessions: Sequence[SessionResult]) -> SuccessRate:
 def is_successful(session: SessionResult) -> bool:
     """It finished (a record exists only then) and was not stopped by a base that fails its gate."""
     return not session.gate_failed_on_base
+
+
+def needs_human(sessions: Sequence[SessionResult]) -> list[Problem]:
+    """Tasks the latest session that judged them set to NEEDS_HUMAN (a rejected pull request,
+    or `max_failed_sessions` failures in a row): the queue goes on without them."""
+    latest: dict[str, TaskResult] = {}
+    for session in sessions:  # newest first
+        for task in session.tasks:
+            if task.outcome is not Outcome.SKIPPED:
+                latest.setdefault(task.id, task)
+    return [
+        Problem(ProblemKind.NEEDS_HUMAN, f"{task_id} needs a person: {result.reason}", task=task_id)
+        for task_id, result in latest.items()
+        if result.needs_human
+    ]
 
 
 def failing_repeatedly(sessions: Sequence[SessionResult]) -> list[Problem]:

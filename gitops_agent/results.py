@@ -55,6 +55,7 @@ class TaskResult:
     changed_files: tuple[str, ...] = ()  # of the committed change
     evidence: tuple[str, ...] = ()  # refs of the attempts kept (refs/gitops-agent/attempts/...)
     already_failing: tuple[str, ...] = ()  # gate failures of the base, not held against it
+    needs_human: bool = False  # this session set the task's status to NEEDS_HUMAN
 
     def to_contract(self) -> dict[str, Any]:
         """The task entry of `run --json`, exactly as the contract lists it."""
@@ -82,6 +83,7 @@ class TaskResult:
             "changed_files": list(self.changed_files),
             "evidence": list(self.evidence),
             "already_failing": list(self.already_failing),
+            "needs_human": self.needs_human,
         }
 
     @classmethod
@@ -100,6 +102,7 @@ class TaskResult:
             changed_files=tuple(data.get("changed_files", ())),
             evidence=tuple(data.get("evidence", ())),
             already_failing=tuple(data.get("already_failing", ())),
+            needs_human=bool(data.get("needs_human", False)),
         )
 
 

@@ -771,3 +771,38 @@ def test_the_sessions_attempt_budget_ends_retries_and_skips_the_rest(tmp_path, c
     assert first["outcome"] == "rolled_back" and first["attempts"] == 2
     assert "budget of 2 attempts is spent" in first["reason"]
     assert second["outcome"] == "skipped" and "budget of 2 attempts" in second["reason"]
+
+
+def test_a_task_failing_session_after_session_is_set_to_needs_human_and_frees_the_queue(
+    tmp_path, cli
+) -> None:
+    repo = make_project(
+        tmp_path,
+        task_block("t1", "Break it") + task_block("t2", "Add bye"),
+        gate="test ! -f src/broken.py",
+        rules="max_attempts: 1\nmax_failed_sessions: 2\n",
+    )
+    agent = agent_script(
+        tmp_path,
+        """
+        if [ "$GITOPS_AGENT_TASK_ID" = t1 ]; then echo 'x' > src/broken.py
+        else echo 'def bye(): pass' > src/bye.py; fi
+        """,
+    )
+    for _ in range(2):  # t1 fails twice; t2's result then awaits review
+        data = run(cli, repo, "--agent-command", agent, "--task", "t1")
+        assert outcomes(data) == [("t1", "rolled_back")]
+    data = run(cli, repo, "--agent-command", agent)
+    assert outcomes(data) == [("t1", "blocked"), ("t2", "committed")]
+    assert "rolled back in each of the last 2 sessions" in data["tasks"][0]["reason"]
+    branch = "autonomous/" + data["session"]
+    status = git(repo, "log", "--format=%(trailers:key=Task-Status,valueonly)", f"main..{branch}")
+    assert status.split() == ["t1", "NEEDS_HUMAN"]
+    assert "Status: NEEDS_HUMAN" in show(repo, branch, "PROJECT_PLAN.md")
+    # The next session neither runs t1 again nor marks it twice.
+    again = run(cli, repo, "--agent-command", agent, "--task", "t1")
+    assert outcomes(again) == [("t1", "blocked")]
+    assert again["branch"] is None
+    report = cli("report", cwd=repo).stdout
+    needs = report.split("## ⚠️ Needs a person", 1)[1].split("\n## ", 1)[0]
+    assert "t1 needs a person: It was rolled back in each of the last 2 sessions" in needs

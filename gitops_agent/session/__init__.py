@@ -35,7 +35,13 @@ from gitops_agent.gate.verdict import (
 from gitops_agent.git import RefMovedError, Repo
 from gitops_agent.git.remote import DEFAULT_REMOTE, remote_url
 from gitops_agent.github import PullRequest
-from gitops_agent.memory import catch_up_memory, load_session, record_or_keep, record_pending
+from gitops_agent.memory import (
+    catch_up_memory,
+    load_session,
+    load_sessions,
+    record_or_keep,
+    record_pending,
+)
 from gitops_agent.notify import notify, notify_urls, session_notification
 from gitops_agent.plan import Task, set_status
 from gitops_agent.policy.eligibility import verdicts as check
@@ -267,13 +273,29 @@ class _Session:
         awaiting = tasks_awaiting_review(self.repo, self.base_commit)
         # Eligible means READY under the Ready heading: never DONE (merged) on the base.
         rejected = self._rejected([v.task.id for v in considered if v.eligible])
+        failing = self._failing([v.task.id for v in considered if v.eligible])
         queue: list[Task] = []
-        for choice in selection.choose(considered, awaiting, rejected):
+        for choice in selection.choose(considered, awaiting, rejected, failing):
             if choice.decision is selection.Decision.BLOCKED:
                 self._record(choice.task, Outcome.BLOCKED, choice.reason)
+            elif choice.decision is selection.Decision.NEEDS_HUMAN and choice.pull is not None:
+                pull = choice.pull
+                self._mark_needs_human(
+                    choice.task,
+                    f"Its pull request #{pull.number} ({pull.url}) was closed without merging, "
+                    "so it is not run again.",
+                    f"Its pull request #{pull.number} was closed without merging; a person must "
+                    f"decide what to do with it (its status is set to {NEEDS_HUMAN}).",
+                )
             elif choice.decision is selection.Decision.NEEDS_HUMAN:
-                assert choice.pull is not None
-                self._mark_needs_human(choice.task, choice.pull)
+                self._mark_needs_human(
+                    choice.task,
+                    f"It was rolled back in each of the last {choice.failed} sessions that ran "
+                    "it, so it is not run again until a person looks at it.",
+                    f"It was rolled back in each of the last {choice.failed} sessions that ran "
+                    "it (`max_failed_sessions`); a person must rewrite or split it, then set its "
+                    f"status back to READY (its status is set to {NEEDS_HUMAN}).",
+                )
             elif choice.decision is selection.Decision.AWAITING:
                 self._record(choice.task, Outcome.SKIPPED, choice.reason)
             elif (taken := self._claim(choice.task, len(queue))) is not None:
@@ -331,9 +353,25 @@ class _Session:
             )
             return {}
 
-    def _mark_needs_human(self, task: Task, pull: PullRequest) -> None:
+    def _failing(self, task_ids: list[str]) -> dict[str, int]:
+        """The tasks rolled back in `max_failed_sessions` sessions in a row, with how many: at
+        the head of the queue, such a task would fail every night and hold the rest back."""
+        limit = self.constraints.max_failed_sessions
+        if not limit or not task_ids:
+            return {}
+        if self.marked is None:
+            self.marked = marked_awaiting_review(self.repo, self.base_commit)
+        sessions = load_sessions(self.repo)
+        counts = {t: selection.failed_sessions(sessions, t) for t in task_ids}
+        # Marked already, on a branch that awaits review: the count restarted there, but the
+        # task still waits for a person (until that branch is merged or deleted).
+        counts |= {t: limit for t in task_ids if t in self.marked and counts[t] < limit}
+        return {t: n for t, n in counts.items() if n >= limit}
+
+    def _mark_needs_human(self, task: Task, why: str, reason: str) -> None:
         """Block the task, and (unless an unmerged branch does already) commit its status set to
-        NEEDS_HUMAN, so that merging the session's pull request takes it out of the queue."""
+        NEEDS_HUMAN, so that merging the session's pull request takes it out of the queue.
+        `why` goes into the commit message, `reason` into the task's result."""
         if self.marked is None:
             self.marked = marked_awaiting_review(self.repo, self.base_commit)
         if task.id not in self.marked:
@@ -343,10 +381,8 @@ class _Session:
             updated = set_status(decode(data, plan_rel), task.id, NEEDS_HUMAN, plan_rel)
             tree = self.repo.replace_in_tree(self.tip, {plan_rel: updated.encode()})
             message = (
-                f"Mark {task.id} as needing a person\n\n"
-                f"Its pull request #{pull.number} ({pull.url}) was closed without merging, so "
-                f"it is not run again. Merging this sets its status in {plan_rel} to "
-                f"{NEEDS_HUMAN}."
+                f"Mark {task.id} as needing a person\n\n{why} Merging this sets its status in "
+                f"{plan_rel} to {NEEDS_HUMAN}."
             )
             message = mask(message)
             trailers = {
@@ -357,12 +393,7 @@ class _Session:
             self._ensure_branch()
             self.tip = self.repo.commit_tree(self.branch, tree, self.tip, message, trailers)
             self.marked[task.id] = self.branch
-        self._record(
-            task,
-            Outcome.BLOCKED,
-            f"Its pull request #{pull.number} was closed without merging; a person must decide "
-            f"what to do with it (its status is set to {NEEDS_HUMAN}).",
-        )
+        self._record(task, Outcome.BLOCKED, reason, needs_human=True)
 
     # -- running them ------------------------------------------------------------------------
 

@@ -10,13 +10,15 @@ from gitops_agent.github import PullRequest
 from gitops_agent.plan import Queue, Task
 from gitops_agent.policy.eligibility import Verdict
 from gitops_agent.rejected import left_behind
+from gitops_agent.results import Outcome, SessionResult
 from gitops_agent.review import Awaiting
 
 
 class Decision(enum.Enum):
     RUN = "run"
     BLOCKED = "blocked"  # a pre-flight rule refuses it
-    NEEDS_HUMAN = "needs_human"  # its pull request was closed without merging
+    NEEDS_HUMAN = "needs_human"  # its pull request was closed without merging, or it failed
+    # `max_failed_sessions` sessions in a row
     AWAITING = "awaiting"  # its result already awaits review
 
 
@@ -26,6 +28,7 @@ class Choice:
     decision: Decision
     reason: str = ""
     pull: PullRequest | None = None
+    failed: int = 0  # NEEDS_HUMAN for failing: the sessions in a row that rolled it back
 
 
 def considered(verdicts: Sequence[Verdict], task_ids: Sequence[str]) -> list[Verdict]:
@@ -42,12 +45,30 @@ def considered(verdicts: Sequence[Verdict], task_ids: Sequence[str]) -> list[Ver
     ]
 
 
+def failed_sessions(sessions: Sequence[SessionResult], task_id: str) -> int:
+    """The sessions in a row (the newest first) that rolled the task back: since it was last
+    committed or set to NEEDS_HUMAN (a person who sets it READY again starts it afresh)."""
+    count = 0
+    for session in sessions:
+        result = next((t for t in session.tasks if t.id == task_id), None)
+        if result is None:
+            continue
+        if result.needs_human or result.outcome is Outcome.COMMITTED:
+            break
+        if result.outcome is Outcome.ROLLED_BACK:
+            count += 1
+    return count
+
+
 def choose(
     verdicts: Sequence[Verdict],
     awaiting: Mapping[str, Awaiting],
     rejected: Mapping[str, PullRequest],
+    failing: Mapping[str, int] | None = None,
 ) -> list[Choice]:
-    """One decision per considered task, in plan order."""
+    """One decision per considered task, in plan order. `failing`: the tasks that failed
+    `max_failed_sessions` sessions in a row, with how many."""
+    failing = failing or {}
     choices: list[Choice] = []
     for verdict in verdicts:
         task = verdict.task
@@ -57,6 +78,8 @@ def choose(
             choices.append(Choice(task, Decision.BLOCKED, " ".join(verdict.reasons)))
         elif pull is not None and (waiting is None or left_behind(waiting.branch, pull)):
             choices.append(Choice(task, Decision.NEEDS_HUMAN, pull=pull))
+        elif waiting is None and task.id in failing:
+            choices.append(Choice(task, Decision.NEEDS_HUMAN, failed=failing[task.id]))
         elif waiting is not None:
             choices.append(
                 Choice(
