@@ -191,7 +191,8 @@ def report(
     agent_command: AgentOption = None,
     as_json: JsonOption = False,
     html: Annotated[
-        Path | None, typer.Option("--html", help="Also write the report as a page to this file.")
+        Path | None,
+        typer.Option("--html", help="Write the report as a page to this file instead of markdown."),
     ] = None,
 ) -> None:
     """The morning brief: what the last sessions did, what needs you, what runs next."""
@@ -213,7 +214,7 @@ def report(
         err.print(f"wrote {html}", soft_wrap=True, markup=False)
     if as_json:
         _print_json(brief.to_json(), ensure_ascii=False)
-    else:
+    elif html is None:  # the page is what was asked for
         print(to_markdown(brief), end="")
 
 

@@ -349,12 +349,31 @@ def test_html_escapes_what_people_and_agents_wrote(tmp_path: Path) -> None:
 
 def test_report_html_option_writes_the_page(tmp_path: Path, cli) -> None:
     root = seed_repo(tmp_path)
-    out = tmp_path / "out" / "report.html"
+    out = tmp_path / "report.html"
     result = cli("report", "--html", str(out), cwd=root)
     assert result.returncode == 0, result.stderr
     assert out.read_text(encoding="utf-8").startswith("<!DOCTYPE html>")
     assert f"wrote {out}" in result.stderr
-    assert result.stdout.startswith("# 🌅")  # the markdown still goes to stdout
+    assert result.stdout == ""  # the page was asked for, not the markdown
+
+
+@pytest.mark.parametrize(
+    ("where", "said"),
+    [
+        ("missing/dir/report.html", "does not exist"),
+        ("a-file/report.html", "is not a directory"),
+        (".", "is a directory"),
+    ],
+)
+def test_a_page_path_that_cannot_be_written_is_a_clear_error(
+    tmp_path: Path, cli, where: str, said: str
+) -> None:
+    root = seed_repo(tmp_path)
+    (tmp_path / "a-file").write_text("x")
+    result = cli("report", "--html", str(tmp_path / where), cwd=root)
+    assert result.returncode == 2
+    assert said in result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "missing").exists()  # no directory made for a mistyped path
 
 
 def chromium(*args: str, timeout: float = 60) -> subprocess.CompletedProcess[str]:

@@ -58,7 +58,15 @@ def report(
 
 
 def write_page(path: Path, html: str) -> None:
-    """Write the HTML page atomically (a browser never shows half of it)."""
+    """Write the HTML page atomically (a browser never shows half of it), into a directory
+    that exists: a mistyped path is an error, never a directory tree made for it."""
     if path.is_dir():
         raise UserError("is a directory; give a file name like report.html", str(path))
-    write_atomic(path, html.encode("utf-8"))
+    parent = path.parent
+    if not parent.is_dir():
+        what = "is not a directory" if parent.exists() else "does not exist"
+        raise UserError(f"cannot write the page: {parent} {what}", str(path))
+    try:
+        write_atomic(path, html.encode("utf-8"))
+    except OSError as err:
+        raise UserError(f"cannot write the page: {err.strerror}", str(path)) from None
