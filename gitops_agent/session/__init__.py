@@ -110,6 +110,16 @@ def run_session(
         return session.run()
 
 
+def _iso_or_now(value: object, default: str | None = None) -> str:
+    """A time from a state file a killed run left (ISO 8601), or `default` (now) if it is not."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value).isoformat(timespec="seconds")
+        except ValueError:
+            pass  # a damaged file: the time is not known
+    return default or now_iso()
+
+
 def _record_killed(session: _Session, left: dict[str, Any]) -> list[str]:
     """Record a session that died without a word (kill -9, a crash, a power cut) from the state
     file it left, so that the report shows it; nothing when it was recorded after all."""
@@ -118,7 +128,8 @@ def _record_killed(session: _Session, left: dict[str, Any]) -> list[str]:
         return []
     task, phase = left.get("task"), left.get("phase") or "starting"
     doing = f"{phase} of task {task} (attempt {left.get('attempt')})" if task else str(phase)
-    started = str(left.get("started") or left.get("updated") or now_iso())
+    finished = _iso_or_now(left.get("updated"))
+    started = _iso_or_now(left.get("started"), finished)
     branch = f"{BRANCH_PREFIX}{name}"
     result = SessionResult(
         session=name,
@@ -126,7 +137,7 @@ def _record_killed(session: _Session, left: dict[str, Any]) -> list[str]:
         base=session.base,
         base_commit=session.base_commit,
         started=started,
-        finished=str(left.get("updated") or started),
+        finished=finished,
         agent=None,
         tasks=(),
         stopped=(
@@ -721,6 +732,15 @@ class _Session:
 
     # -- writing back ------------------------------------------------------------------------
 
+    def _agent_label(self) -> str | None:
+        """Who did the session's work, in the words of its commits' `Agent:` trailer: the
+        agent, else "shell" when only `Run:` commands ran, else None (nothing ran)."""
+        if self.agent is not None:
+            return self.agent.name
+        tasks = {task.id: task for task in self.project.plan.tasks}
+        ran = [r for r in self.results if r.outcome in (Outcome.COMMITTED, Outcome.ROLLED_BACK)]
+        return "shell" if any(tasks[r.id].run is not None for r in ran) else None
+
     def _finish(self, started_at: datetime) -> SessionResult:
         order = {task.id: position for position, task in enumerate(self.project.plan.tasks)}
         self.results.sort(key=lambda r: order[r.id])
@@ -731,7 +751,7 @@ class _Session:
             base_commit=self.base_commit,
             started=started_at.isoformat(timespec="seconds"),
             finished=datetime.now(UTC).isoformat(timespec="seconds"),
-            agent=self.agent.name if self.agent else None,
+            agent=self._agent_label(),
             tasks=tuple(self.results),
             stopped=self.stopped,
             gate_failed_on_base=self.gate_failed_on_base,
