@@ -289,14 +289,20 @@ def plan_tasks(
         bool,
         typer.Option("--matrix", help='Print {"include": [{"task": ID}, ...]} as JSON.'),
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """The tasks the next run would take, in plan order (one per line, or as a matrix)."""
     from gitops_agent.commands.matrix import matrix
     from gitops_agent.project import load_base
 
-    found = matrix(load_base(repo, plan, constraints), agent_command)
+    base = load_base(repo, plan, constraints)
+    found = matrix(base, agent_command)
     if as_matrix:
         _print_json(found, ensure_ascii=False, separators=(",", ":"))
+    elif as_json:
+        titles = {task.id: task.title for task in base.project.plan.tasks}
+        tasks = [{"id": e["task"], "title": titles[e["task"]]} for e in found["include"]]
+        _print_json({"base": base.branch, "tasks": tasks}, ensure_ascii=False)
     else:
         for entry in found["include"]:
             print(entry["task"])

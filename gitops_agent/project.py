@@ -39,13 +39,12 @@ class Project:
 
 
 def find_root(repo: Path | None) -> Path:
-    """The project's root: `repo` as given, else the repository the current directory is in."""
-    if repo is not None:
-        if not repo.is_dir():
-            raise UserError("no such directory (given as --repo)", str(repo))
-        return repo.resolve()
-    cwd = Path.cwd()
-    return find_repo_root(cwd) or cwd
+    """The project's root: the repository `repo` (or the current directory) is in; a directory
+    in no repository is taken as it is (commands that need git say so)."""
+    if repo is not None and not repo.is_dir():
+        raise UserError("no such directory (given as --repo)", str(repo))
+    start = repo.resolve() if repo is not None else Path.cwd()
+    return find_repo_root(start) or start
 
 
 def display_path(path: Path, root: Path) -> str:

@@ -387,3 +387,13 @@ def test_a_killed_session_is_recorded_by_the_next_run_and_reported(tmp_path: Pat
     stopped = [s["stopped"] for s in json.loads(report.stdout)["sessions"]]
     assert stopped[0] is None and stopped[1].startswith("killed: ")
     assert "during agent of task t1 (attempt 1)" in stopped[1]
+
+
+def test_plan_json_and_a_repo_option_inside_the_repository(tmp_path: Path, cli) -> None:
+    repo = make_repo(
+        tmp_path / "repo",
+        {"PROJECT_PLAN.md": plan_text(task_block("t1", "Add a", run="true")), "src/x.py": "x\n"},
+    )
+    listed = cli("plan", "--json", "--repo", str(repo / "src"), cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    assert json.loads(listed.stdout) == {"base": "main", "tasks": [{"id": "t1", "title": "Add a"}]}
