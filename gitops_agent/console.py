@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections import Counter
 from typing import Any
@@ -32,7 +33,16 @@ class _MaskedStderr:
         return getattr(sys.stderr, name)
 
 
-err = Console(file=_MaskedStderr(), highlight=False)  # type: ignore[arg-type]
+def _width() -> int | None:
+    """None on a terminal (rich asks it); else COLUMNS where set, or room for any line: in a CI
+    log or a pipe nothing reflows, so a line cut at 80 columns would only split paths."""
+    if sys.stderr.isatty() or os.environ.get("COLUMNS"):
+        return None
+    return PIPE_WIDTH
+
+
+PIPE_WIDTH = 1000
+err = Console(file=_MaskedStderr(), highlight=False, width=_width())  # type: ignore[arg-type]
 
 
 def shown(text: str) -> str:

@@ -39,11 +39,14 @@ class Project:
 
 
 def find_root(repo: Path | None) -> Path:
-    """The project's root: the repository `repo` (or the current directory) is in; a directory
-    in no repository is taken as it is (commands that need git say so)."""
+    """The project's root: `repo` itself where it holds a plan (a project inside a larger
+    repository, like the bundled example), else the repository it (or the current directory)
+    is in; a directory in no repository is taken as it is (commands that need git say so)."""
     if repo is not None and not repo.is_dir():
         raise UserError("no such directory (given as --repo)", str(repo))
     start = repo.resolve() if repo is not None else Path.cwd()
+    if repo is not None and (start / PLAN_FILE).is_file():
+        return start
     return find_repo_root(start) or start
 
 

@@ -397,3 +397,15 @@ def test_plan_json_and_a_repo_option_inside_the_repository(tmp_path: Path, cli) 
     listed = cli("plan", "--json", "--repo", str(repo / "src"), cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert json.loads(listed.stdout) == {"base": "main", "tasks": [{"id": "t1", "title": "Add a"}]}
+
+
+def test_piped_output_does_not_wrap_and_splits_no_path(tmp_path: Path, cli) -> None:
+    deep = "src/" + "/".join(f"level{i}" for i in range(12)) + "/codemod.sh"
+    plan = plan_text(task_block("t1", "Run the deep codemod", run=f"./{deep}"))
+    repo = make_repo(tmp_path / "repo", {"PROJECT_PLAN.md": plan})
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    result = subprocess.run(
+        [*CLI, "check"], cwd=repo, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"./{deep}" in result.stderr  # on one line: not cut at 80 columns

@@ -156,9 +156,9 @@ def _parts(result: Status) -> list[Any]:
         if last.confinement:
             style = "bold red" if last.unconfined else "dim"
             lines.append(f"[{style}]confinement: {escape(last.confinement)}[/{style}]")
-        parts.append(Panel("\n".join(lines), title="Last session", title_align="left"))
+        parts.append(Panel.fit("\n".join(lines), title="Last session", title_align="left"))
     else:
-        parts.append(Panel("[dim]No session has run yet.[/dim]", title="Last session"))
+        parts.append(Panel.fit("[dim]No session has run yet.[/dim]", title="Last session"))
 
     if brief.awaiting:
         table = Table(title="Awaiting review", title_justify="left")
@@ -189,9 +189,9 @@ def _parts(result: Status) -> list[Any]:
 
 def _run_panel(run: RunView | None, now: datetime) -> Panel:
     if run is None:
-        return Panel("[dim]No run in progress.[/dim]", title="Run", title_align="left")
+        return Panel.fit("[dim]No run in progress.[/dim]", title="Run", title_align="left")
     if run.unreadable:
-        return Panel(
+        return Panel.fit(
             f"[yellow]The run state file {escape(run.path)} cannot be read; the next run "
             "clears it.[/yellow]",
             title="Run",
@@ -199,7 +199,7 @@ def _run_panel(run: RunView | None, now: datetime) -> Panel:
         )
     updated = "" if run.updated is None else f", last update {_age(run.updated, now)} ago"
     if run.stale:
-        return Panel(
+        return Panel.fit(
             f"[bold yellow]Stale:[/bold yellow] session {escape(run.session or '?')} "
             f"(pid {run.pid}) is no longer running{updated}; it was killed or crashed. "
             "The next run clears what it left.",
@@ -215,7 +215,7 @@ def _run_panel(run: RunView | None, now: datetime) -> Panel:
         ", ".join(x for x in (task, f"phase {escape(run.phase or '?')}", attempt) if x),
         f"running for {duration(elapsed or 0)}{updated}",
     ]
-    return Panel(
+    return Panel.fit(
         "\n".join(lines), title="Run in progress", title_align="left", border_style="green"
     )
 
