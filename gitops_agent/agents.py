@@ -150,7 +150,13 @@ _CLAUDE_ENV = (
     "CLAUDE_CODE_USE_BEDROCK",
     "CLAUDE_CODE_USE_VERTEX",
 )
-_CODEX_ENV = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_ORG_ID", "OPENAI_PROJECT_ID")
+_CODEX_ENV = (
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_ORG_ID",
+    "OPENAI_PROJECT_ID",
+    "CODEX_API_KEY",
+)
 _GEMINI_ENV = (
     "GEMINI_API_KEY",
     "GOOGLE_API_KEY",
@@ -185,11 +191,34 @@ PRESETS: dict[str, AgentSpec] = {
     # what `--full-auto` stood for, and newer releases warn that `--full-auto` is deprecated in
     # favour of it (codex-rs/exec/src/cli.rs). `--skip-git-repo-check` because the checkout is
     # ours, whatever kind of git directory it has; `--color never` keeps escapes out of the log.
+    # Three things seen with Codex CLI 0.171.0 shape the rest:
+    # - Confined by us, its own sandbox cannot start: every command failed with "bwrap: setting
+    #   up uid map: Permission denied" (no capabilities and Landlock refuse the user namespace
+    #   it needs), every patch with "Failed to write file", and its Landlock-only mode refuses
+    #   ("filesystem-restricted execution requires bubblewrap"). So where it runs confined
+    #   (IS_SANDBOX=1, see runner.py) it is told so with the flag made for that, "intended
+    #   solely for running in environments that are externally sandboxed"; our sandbox then
+    #   confines it instead. Unconfined, its own `workspace-write` sandbox applies.
+    # - In an empty HOME, its built-in OpenAI provider takes its key from CODEX_API_KEY (or a
+    #   login in ~/.codex, which a private HOME lacks), never from OPENAI_API_KEY: requests went
+    #   out with no Authorization header at all. So CODEX_API_KEY defaults to OPENAI_API_KEY.
+    # - It ignores OPENAI_BASE_URL, and `-c openai_base_url=...` first tries a WebSocket there
+    #   (seven attempts, about 6 s, before it falls back to HTTP). A provider of its own has no
+    #   WebSocket and reads its key from env_key, so when OPENAI_BASE_URL is set the preset
+    #   defines one ("gateway") on that URL, speaking the Responses API (`<url>/responses`).
     "codex": AgentSpec(
         name="codex",
-        command="codex exec --sandbox workspace-write --skip-git-repo-check --color never -",
+        command=(
+            'CODEX_API_KEY="${CODEX_API_KEY:-$OPENAI_API_KEY}"'
+            " codex exec --sandbox workspace-write --skip-git-repo-check --color never"
+            " ${IS_SANDBOX:+--dangerously-bypass-approvals-and-sandbox}"
+            " ${OPENAI_BASE_URL:+-c model_provider=gateway"
+            ' -c "model_providers.gateway={name=\\"gateway\\", base_url=\\"$OPENAI_BASE_URL\\",'
+            ' wire_api=\\"responses\\", env_key=\\"OPENAI_API_KEY\\"}"} -'
+        ),
         rate_limit_patterns=_CODEX_LIMITS + _COMMON_LIMITS,
         env=_CODEX_ENV,
+        proven_version="0.171.0",
     ),
     # aider does not read the prompt from stdin: `--message-file` runs one message and exits
     # (aider.chat/docs/scripting.html, aider/args.py). `--yes-always` answers its questions;
@@ -237,6 +266,7 @@ PRESETS: dict[str, AgentSpec] = {
             ),
         ),
         turns_setting=(".gemini/settings.json", "model.maxSessionTurns"),
+        proven_version="0.61.0",
     ),
 }
 _ALIASES = {"claude-code": "claude"}

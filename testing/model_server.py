@@ -4,6 +4,9 @@ The real CLI talks to it through ANTHROPIC_BASE_URL. Each conversation goes: the
 for one tool call (from `script`, given the agent's working directory), the CLI runs the tool
 and sends its result, the model ends the turn with a sentence. Every request is kept, so a
 test can see what reached the model (the prompt, tool results, anything leaked).
+
+The other dialects, each in the same manner: OpenAI Chat Completions (aider), the Gemini API
+(Gemini CLI) and the OpenAI Responses API (Codex CLI, which asks for several tool calls in turn).
 """
 
 from __future__ import annotations
@@ -332,6 +335,172 @@ def serving_gemini(
                 answer = [{"functionCall": {"name": name, "args": args}}]
             payload = f"data: {json.dumps(candidate(answer))}\r\n\r\n".encode()
             self.send(200, payload, "text/event-stream")
+
+    with _listening(Handler, model):
+        yield model
+
+
+# A step of a scripted Codex conversation: ("shell", a command line) or ("patch", the text of
+# an apply_patch call, "*** Begin Patch" to "*** End Patch").
+CodexStep = tuple[str, str]
+# Given the agent's working directory and the request's text: the steps, in order, before the
+# model's final answer.
+CodexScript = Callable[[str, str], list[CodexStep]]
+_CODEX_WORKDIR = re.compile(r"<cwd>([^<]+)</cwd>")
+
+
+@dataclass
+class ResponsesServer(_Recorded):
+    """The OpenAI Responses API (streamed), as Codex CLI calls it: one tool call per model turn,
+    the script's steps in order, then a final message.
+
+    Codex declares its tools in one of two ways, and each step is asked for in the way the request
+    declared: plain functions (`exec_command`, apply_patch through it, as Codex 0.171 gives a model
+    it has no metadata for), or a JavaScript `exec` tool in the `functions` namespace of an
+    `additional_tools` input item that calls `tools.exec_command` and `tools.apply_patch` (as it
+    gives its default model)."""
+
+    script: CodexScript
+    # The `error.type` (ChatGPT's Codex backend) or `error.code` (the OpenAI platform) of a 429:
+    # Codex stops at once on "usage_limit_reached" and says when to try again (its `resets_at`);
+    # any other 429 it retries (after `retry-after` when given, else not) and then gives up.
+    limit: str = "usage_limit_reached"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+
+def _codex_call(step: CodexStep, body: dict[str, Any], number: int) -> dict[str, Any]:
+    """The output item that asks Codex for `step`, in the form its request declared."""
+    kind, text = step
+    plain = any(t.get("name") == "exec_command" for t in body.get("tools", []))
+    call_id = f"call_{number}"
+    if plain:
+        command = text if kind == "shell" else f"apply_patch <<'PATCH'\n{text}PATCH\n"
+        arguments = json.dumps({"cmd": command})
+        return {
+            "type": "function_call",
+            "id": f"fc_{number}",
+            "call_id": call_id,
+            "name": "exec_command",
+            "arguments": arguments,
+            "status": "completed",
+        }
+    if kind == "shell":
+        source = (
+            f"const r = await tools.exec_command({{cmd: {json.dumps(text)}}});\ntext(r.output);"
+        )
+    else:
+        source = f"text(await tools.apply_patch({json.dumps(text)}));"
+    return {
+        "type": "custom_tool_call",
+        "id": f"ctc_{number}",
+        "call_id": call_id,
+        "namespace": "functions",
+        "name": "exec",
+        "input": source,
+        "status": "completed",
+    }
+
+
+def _response_events(item: dict[str, Any], number: int) -> bytes:
+    """One streamed response whose only output is `item` (a tool call or a message)."""
+    response = {"id": f"resp_{number}", "object": "response", "status": "in_progress", "output": []}
+    usage = {
+        "input_tokens": 10,
+        "input_tokens_details": {"cached_tokens": 0},
+        "output_tokens": 5,
+        "output_tokens_details": {"reasoning_tokens": 0},
+        "total_tokens": 15,
+    }
+    done = {**response, "status": "completed", "output": [item], "usage": usage}
+    events: list[dict[str, Any]] = [
+        {"type": "response.created", "response": response},
+        {"type": "response.in_progress", "response": response},
+    ]
+    if item["type"] == "message":
+        said = item["content"][0]["text"]
+        events += [
+            {
+                "type": "response.output_item.added",
+                "output_index": 0,
+                "item": {**item, "status": "in_progress", "content": []},
+            },
+            {
+                "type": "response.output_text.delta",
+                "item_id": item["id"],
+                "output_index": 0,
+                "content_index": 0,
+                "delta": said,
+            },
+        ]
+    else:
+        events.append({"type": "response.output_item.added", "output_index": 0, "item": item})
+    events += [
+        {"type": "response.output_item.done", "output_index": 0, "item": item},
+        {"type": "response.completed", "response": done},
+    ]
+    return _events([(event["type"], event) for event in events])
+
+
+@contextmanager
+def serving_responses(
+    script: CodexScript,
+    *,
+    stall: float = 0.0,
+    rate_limited: tuple[int, str] | None = None,
+    limit: str = "usage_limit_reached",
+) -> Iterator[ResponsesServer]:
+    """A ResponsesServer listening on 127.0.0.1 for the duration of the block."""
+    model = ResponsesServer(script, stall=stall, rate_limited=rate_limited, limit=limit)
+
+    class Handler(_Handler):
+        def do_GET(self) -> None:  # a WebSocket upgrade: refused, so it uses HTTP
+            self.send(404, b"{}")
+
+        def do_POST(self) -> None:
+            body = self.record(model, "authorization")
+            if not self.path.endswith("/responses"):
+                self.send(404, b"{}")
+                return
+            if model.stall:
+                time.sleep(model.stall)
+            if model.rate_limited is not None:
+                delay, message = model.rate_limited
+                if model.limit == "usage_limit_reached":
+                    error: dict[str, Any] = {
+                        "type": model.limit,
+                        "message": message,
+                        "plan_type": "plus",
+                        "resets_at": int(time.time()) + delay,
+                        "resets_in_seconds": delay,
+                    }
+                    headers = {}
+                else:
+                    error = {"message": message, "type": "requests", "param": None}
+                    error["code"] = model.limit
+                    headers = {"retry-after": str(delay)} if delay else {}
+                self.send(429, json.dumps({"error": error}).encode(), headers=headers)
+                return
+            text = json.dumps(body)
+            found = _CODEX_WORKDIR.search(text)
+            steps = model.script(found[1] if found else "", text)
+            inputs = body.get("input", [])
+            answered = sum(1 for item in inputs if str(item.get("type")).endswith("call_output"))
+            number = len(model.requests)
+            if answered < len(steps):
+                item = _codex_call(steps[answered], body, number)
+            else:
+                item = {
+                    "type": "message",
+                    "id": f"msg_{number}",
+                    "role": "assistant",
+                    "status": "completed",
+                    "content": [{"type": "output_text", "text": "Done.", "annotations": []}],
+                }
+            payload = _response_events(item, number)
+            self.send(200, payload, "text/event-stream", {"cache-control": "no-cache"})
 
     with _listening(Handler, model):
         yield model

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import CLI, git, make_repo
 from test_run import session_branches, task_block, user_state
-from testing.model_server import serving, serving_chat, serving_gemini
+from testing.model_server import serving, serving_chat, serving_gemini, serving_responses
 
 CLAUDE = shutil.which("claude")
 needs_claude = pytest.mark.skipif(CLAUDE is None, reason="Claude Code is not installed")
@@ -331,3 +331,121 @@ def test_aider_waiting_on_a_silent_api_is_stopped_by_the_idle_timeout(tmp_path: 
     [task] = data["tasks"]
     assert (task["outcome"], task["attempts"]) == ("rolled_back", 1), task
     assert "silent" in task["reason"]
+
+
+CODEX = shutil.which("codex")
+needs_codex = pytest.mark.skipif(CODEX is None, reason="Codex CLI is not installed")
+# Codex reads src/app.py and changes it from `x = 1` to `x = 2`.
+READ_APP = ("shell", "cat src/app.py")
+EDIT_APP = (
+    "patch",
+    "*** Begin Patch\n*** Update File: src/app.py\n@@\n-x = 1\n+x = 2\n*** End Patch\n",
+)
+
+
+def run_codex(repo: Path, tmp_path: Path, url: str) -> dict[str, Any]:
+    """`gitops-agent run` with its API at `url` through OPENAI_BASE_URL, which the codex preset
+    turns into a provider of Codex's own (Codex itself ignores that variable)."""
+    env = {"OPENAI_BASE_URL": url, "OPENAI_API_KEY": API_KEY}
+    return run_with(repo, fake_home(tmp_path), None, extra_env=env)
+
+
+@needs_codex
+@pytest.mark.parametrize(
+    "agent",
+    [
+        # Its default model gets its tools behind a JavaScript `exec` tool.
+        "codex",
+        # A model it has no metadata for gets plain `exec_command` (apply_patch through it).
+        "codex -m scripted",
+    ],
+    ids=["exec-tool", "plain-tools"],
+)
+def test_codex_does_a_task_confined_and_only_its_edit_is_committed(
+    tmp_path: Path, agent: str
+) -> None:
+    # Between the read and the edit it shows its model its own process's environment and its
+    # shell's: that reaches the model (its own key is in it), the secrets do not.
+    dump = ("shell", "tr '\\0' '\\n' < /proc/$PPID/environ; env")
+    with serving_responses(lambda _w, _r: [READ_APP, dump, EDIT_APP]) as model:
+        repo = project(tmp_path, "test -f src/app.py", agent=agent)
+        data = run_codex(repo, tmp_path, model.url)
+    [task] = data["tasks"]
+    assert (task["outcome"], task["attempts"]) == ("committed", 1), task
+    files = git(repo, "show", "--name-only", "--format=", task["commit"]).split()
+    assert sorted(files) == ["PROJECT_PLAN.md", "src/app.py"]
+    assert git(repo, "show", f"{task['commit']}:src/app.py") == "x = 2\n"
+    first, read, dumped, _edited = [json.dumps(r) for r in model.requests]
+    assert "Add a greeting module" in first
+    assert "x = 1" in read  # the file, as the tool's result
+    assert "IS_SANDBOX=1" in dumped and API_KEY in dumped
+    assert set(model.api_keys) == {API_KEY}
+    for value in SECRETS.values():
+        assert value not in model.seen()
+
+
+@needs_codex
+def test_codexs_usage_limit_stops_the_session_with_its_resume_time(tmp_path: Path) -> None:
+    # A 429 of type usage_limit_reached: Codex 0.171 stops at once with "ERROR: You've hit your
+    # usage limit. ... or try again at 12:47 PM." (its resets_at; a typographic apostrophe).
+    limited = (7200, "The usage limit has been reached")
+    with serving_responses(lambda _w, _r: [], rate_limited=limited) as model:
+        repo = project(tmp_path, "test -f src/app.py", agent="codex")
+        data = run_codex(repo, tmp_path, model.url)
+    [task] = data["tasks"]
+    assert (task["outcome"], task["attempts"]) == ("skipped", 1), task
+    assert "hit your usage limit" in task["reason"]
+    assert "It can resume after" in task["reason"]  # 7200 s from when it was said
+    assert len(model.requests) == 1 and session_branches(repo) == []
+
+
+@needs_codex
+def test_codexs_rate_limit_stops_the_session_without_failing_the_task(tmp_path: Path) -> None:
+    # The OpenAI platform's 429 (code rate_limit_exceeded): with no retry-after, Codex 0.171
+    # gives up at once with "exceeded retry limit, last status: 429 Too Many Requests".
+    message = "Rate limit reached for scripted in organization org-scripted on requests per min."
+    with serving_responses(
+        lambda _w, _r: [], rate_limited=(0, message), limit="rate_limit_exceeded"
+    ) as model:
+        repo = project(tmp_path, "test -f src/app.py", agent="codex")
+        data = run_codex(repo, tmp_path, model.url)
+    [task] = data["tasks"]
+    assert (task["outcome"], task["attempts"]) == ("skipped", 1), task
+    assert "429 Too Many Requests" in task["reason"]
+    assert model.requests and session_branches(repo) == []
+
+
+@needs_codex
+def test_the_second_attempt_of_codex_gets_the_gate_failure_as_feedback(tmp_path: Path) -> None:
+    def script(_workdir: str, request: str) -> list[tuple[str, str]]:
+        said = "hello" if "GATE: greeting must say hello" in request else "hi"
+        patch = f"*** Begin Patch\n*** Add File: src/greeting.py\n+HI = '{said}'\n*** End Patch\n"
+        return [("patch", patch)]
+
+    with serving_responses(script) as model:
+        repo = project(tmp_path, f"test ! -e src/greeting.py || ( {FEEDBACK_GATE} )", agent="codex")
+        data = run_codex(repo, tmp_path, model.url)
+    [task] = data["tasks"]
+    assert (task["outcome"], task["attempts"]) == ("committed", 2), task
+    assert git(repo, "show", f"{task['commit']}:src/greeting.py") == "HI = 'hello'\n"
+    # Each attempt's first request (no tool result in its input yet) holds its prompt.
+    prompts = [
+        json.dumps(r)
+        for r in model.requests
+        if not any(str(i.get("type")).endswith("call_output") for i in r["input"])
+    ]
+    assert len(prompts) == 2
+    assert "greeting must say hello" not in prompts[0] and "greeting must say hello" in prompts[1]
+
+
+@needs_codex
+def test_codex_waiting_on_a_silent_api_is_stopped_by_the_idle_timeout(tmp_path: Path) -> None:
+    with serving_responses(lambda _w, _r: [READ_APP], stall=60) as model:
+        repo = project(
+            tmp_path, "test -f src/app.py", rules="idle_timeout_minutes: 0.05\n", agent="codex"
+        )
+        data = run_codex(repo, tmp_path, model.url)
+    [task] = data["tasks"]
+    assert (task["outcome"], task["attempts"]) == ("rolled_back", 1), task
+    assert "silent" in task["reason"]
+    assert model.requests  # it was waiting on its model, not idle for another reason

@@ -345,10 +345,12 @@ def test_the_agent_cli_is_pinned_to_the_version_its_preset_was_proven_with(varia
         f"npm install --global @anthropic-ai/claude-code@{claude}"
     }
     assert set(installs["matrix-aider-index"]) == {f"python -m pip install aider-chat=={aider}"}
-    # A preset with no proven version is installed unpinned, and the file says so.
+    gemini = PRESETS["gemini"].proven_version
     text, _ = variants["matrix-gemini-git"]
-    assert "npm install --global @google/gemini-cli\n" in text
-    assert "this preset names no version it was proven with" in text
+    assert f"npm install --global @google/gemini-cli@{gemini}\n" in text
+    # Every preset names the version it was proven with, so none is installed unpinned.
+    assert all(spec.proven_version for spec in PRESETS.values())
+    assert "this preset names no version it was proven with" not in text
 
 
 def test_pack_upload_and_the_report_run_even_after_a_failure(variants) -> None:
