@@ -85,9 +85,10 @@ def check(
     if as_json:
         _print_json(to_json(verdicts), ensure_ascii=False)
     else:
+        from gitops_agent.commands.check import awaiting_review
         from gitops_agent.console import show_check
 
-        show_check(project, verdicts)
+        show_check(project, verdicts, awaiting_review(project))
 
 
 @app.command()

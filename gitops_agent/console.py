@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections import Counter
+from collections.abc import Collection
 from typing import Any
 
 from rich.console import Console
@@ -12,7 +12,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gitops_agent.plan import Queue, Task
-from gitops_agent.policy.eligibility import Verdict
+from gitops_agent.policy.eligibility import Verdict, queue_stats
 from gitops_agent.policy.masking import mask
 from gitops_agent.project import Project
 from gitops_agent.results import Listener, Outcome, SessionResult, TaskResult
@@ -63,12 +63,12 @@ _QUEUE_NAMES = {Queue.READY: "ready", Queue.PENDING: "pending", Queue.NOT_READY:
 TABLE_LIMIT = 300
 
 
-def show_check(project: Project, verdicts: list[Verdict]) -> None:
+def show_check(project: Project, verdicts: list[Verdict], awaiting: Collection[str] = ()) -> None:
     if len(verdicts) <= TABLE_LIMIT:
         err.print(_check_table(project, verdicts))
     else:
         err.file.write(_check_lines(verdicts))
-    err.print(summary(verdicts))
+    err.print(summary(verdicts, awaiting))
     constraints = project.constraints.path or "built-in defaults"
     err.print(f"Constraints: {constraints}")
     for note in project.notes:
@@ -111,13 +111,14 @@ def _check_lines(verdicts: list[Verdict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def summary(verdicts: list[Verdict]) -> str:
-    queues = Counter(v.task.queue for v in verdicts)
-    eligible = sum(v.eligible for v in verdicts)
+def summary(verdicts: list[Verdict], awaiting: Collection[str] = ()) -> str:
+    """The counts every view gives (`queue_stats`), in one line."""
+    q = queue_stats(verdicts, awaiting)
+    noun = "task" if len(verdicts) == 1 else "tasks"
     return (
-        f"{len(verdicts)} tasks: {eligible} eligible to run; "
-        f"{queues[Queue.READY]} ready, {queues[Queue.PENDING]} pending, "
-        f"{queues[Queue.NOT_READY] + queues[None]} not ready."
+        f"{len(verdicts)} {noun}: {q.ready} ready, {q.pending} pending, {q.not_ready} not ready, "
+        f"{q.done} done; {q.eligible} eligible ({q.awaiting} awaiting review, {q.can_run} can "
+        "run)."
     )
 
 

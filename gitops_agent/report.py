@@ -17,11 +17,11 @@ from typing import Any
 from croniter import croniter  # type: ignore[import-untyped]
 
 from gitops_agent.errors import UserError
+from gitops_agent.gate import resolve_gate
 from gitops_agent.git import Repo
 from gitops_agent.git.remote import DEFAULT_REMOTE
 from gitops_agent.memory import load_sessions, zone_of
-from gitops_agent.plan import Queue
-from gitops_agent.policy.eligibility import Verdict
+from gitops_agent.policy.eligibility import QueueStats, Verdict, queue_name, queue_stats
 from gitops_agent.policy.eligibility import verdicts as check
 from gitops_agent.project import Project, base_of
 from gitops_agent.render import duration, localtime, parse_time, render
@@ -50,24 +50,6 @@ class Problem:
 
     def to_json(self) -> dict[str, Any]:
         return {"kind": self.kind.value, "message": self.message, "task": self.task}
-
-
-@dataclass(frozen=True, slots=True)
-class QueueStats:
-    ready: int  # under the Ready heading and not DONE
-    pending: int
-    not_ready: int
-    done: int
-    eligible: int  # would run now (before session limits and branches awaiting review)
-
-    def to_json(self) -> dict[str, int]:
-        return {
-            "ready": self.ready,
-            "pending": self.pending,
-            "not_ready": self.not_ready,
-            "done": self.done,
-            "eligible": self.eligible,
-        }
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +252,10 @@ def gather(
         agent = agent_command or view.project.plan.settings.agent
         if agent is None and sessions and sessions[0].agent is not None:
             agent = sessions[0].agent
-        verdicts = check(view.project, agent)
+        gate = None
+        if view.base_commit is not None:
+            gate = resolve_gate(repo, view.base_commit, view.project.plan.settings)
+        verdicts = check(view.project, agent, has_gate=gate is not None)
     awaiting = every_awaiting_review(repo, view.base_commit)
     committed = [
         (task.commit, session.branch)
@@ -357,7 +342,7 @@ def build_brief(
         rate=success_rate(sessions[:window]),
         heartbeat=beat,
         problems=tuple(problems),
-        queue=None if verdicts is None else queue_stats(verdicts),
+        queue=None if verdicts is None else queue_stats(verdicts, waiting),
         next_tasks=next_tasks,
         awaiting=tuple(awaiting),
         places=dict(places or {}),
@@ -472,30 +457,12 @@ def heartbeat(
     return Heartbeat(schedule, every, expected, finished, overdue, message)
 
 
-def queue_stats(verdicts: Sequence[Verdict]) -> QueueStats:
-    counts = dict.fromkeys(("ready", "pending", "not_ready", "done"), 0)
-    for verdict in verdicts:
-        counts[_queue_name(verdict)] += 1
-    return QueueStats(**counts, eligible=sum(v.eligible for v in verdicts))
-
-
-def _queue_name(verdict: Verdict) -> str:
-    task = verdict.task
-    if task.status == "DONE":
-        return "done"
-    if task.queue is Queue.READY:
-        return "ready"
-    if task.queue is Queue.PENDING:
-        return "pending"
-    return "not_ready"
-
-
 def _plan_rows(verdicts: Sequence[Verdict], waiting: dict[str, str]) -> tuple[PlanRow, ...]:
     return tuple(
         PlanRow(
             id=v.task.id,
             title=v.task.title,
-            queue=_queue_name(v),
+            queue=queue_name(v.task),
             eligible=v.eligible,
             awaiting=waiting.get(v.task.id),
             why_not=" ".join(v.reasons),

@@ -74,7 +74,11 @@ def test_check_table_goes_to_stderr_and_names_every_task(tmp_path: Path, cli) ->
     assert result.stdout == ""
     for task_id in ("task_3", "task_5", "task_4", "task_6", "task_7"):
         assert task_id in result.stderr
-    assert "5 tasks: 2 eligible to run; 2 ready, 1 pending, 2 not ready." in result.stderr
+    summary = (
+        "5 tasks: 2 ready, 1 pending, 2 not ready, 0 done; "
+        "2 eligible (0 awaiting review, 2 can run)."
+    )
+    assert summary in result.stderr
     assert "Constraints: docs/autonomous-constraints.md" in result.stderr
 
 
@@ -133,7 +137,10 @@ def test_check_refuses_a_run_task_whose_program_is_not_on_its_path(tmp_path: Pat
         ),
     }
     table = cli("check", cwd=repo, env={"PATH": RUN_PATH, "COLUMNS": "300"})
-    assert "nosuchtool-xyz" in table.stderr and "3 eligible to run" in table.stderr
+    assert (
+        "nosuchtool-xyz" in table.stderr
+        and "3 eligible (0 awaiting review, 3 can run)" in table.stderr
+    )
 
 
 def test_a_script_of_the_repository_is_found_from_its_root(tmp_path: Path, cli) -> None:

@@ -28,6 +28,11 @@ def test_seed_plan_lists_its_eligible_tasks_in_plan_order(tmp_path: Path, cli) -
     shutil.copy(SEED_CONSTRAINTS, repo / "docs" / "autonomous-constraints.md")
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "plan")
+    assert matrix(cli, repo, "--agent-command", "true") == []  # no gate: nothing can commit
+    (repo / ".ai-validation").mkdir()
+    (repo / ".ai-validation" / "check_quality.sh").write_text("exit 0\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "-m", "the seed's gate")
     assert matrix(cli, repo, "--agent-command", "true") == ["task_3", "task_5"]
     assert matrix(cli, repo) == []  # no agent configured: nothing can run
 

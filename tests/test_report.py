@@ -33,6 +33,8 @@ def seed_repo(tmp_path: Path, front_matter: str = "") -> Path:
         {
             "PROJECT_PLAN.md": plan,
             "docs/autonomous-constraints.md": SEED_CONSTRAINTS.read_text(encoding="utf-8"),
+            # The seed's executor runs this as the quality gate; without one nothing can run.
+            ".ai-validation/check_quality.sh": "exit 0\n",
         },
     )
 
@@ -283,7 +285,15 @@ def test_report_cli_markdown_json_and_bad_since(tmp_path: Path, cli) -> None:
     assert [s["session"] for s in data["sessions"]] == ["s-now"]
     assert data["sessions"][0]["tasks"][0] == {**session.tasks[0].to_record()}
     assert data["success_rate"] == {"sessions": 1, "committed": 1, "rolled_back": 0, "rate": 1.0}
-    assert data["queue"] == {"ready": 2, "pending": 1, "not_ready": 2, "done": 0, "eligible": 2}
+    assert data["queue"] == {
+        "ready": 2,
+        "pending": 1,
+        "not_ready": 2,
+        "done": 0,
+        "eligible": 2,
+        "awaiting_review": 1,
+        "can_run": 1,
+    }
     assert data["next_tasks"] == [{"id": "task_5", "title": "Add password hashing function"}]
     assert data["awaiting_review"][0]["branch"] == "autonomous/s-now"
     assert data["awaiting_review"][0]["tasks"] == ["task_3"]

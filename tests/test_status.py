@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -77,8 +78,15 @@ def test_status_shows_the_last_session_review_branches_and_queue(tmp_path: Path,
     assert "1 committed, 1 rolled back, 1 blocked, 1 skipped" in shown
     assert "branch autonomous/s-last" in shown
     assert "stopped early" not in shown
-    assert "│ autonomous/s-last │ task_3 │" in shown
-    assert "│     2 │       1 │         2 │    0 │            2 │" in shown
+    cells = [re.findall(r"[^│┃\s][^│┃]*?(?=\s*[│┃])", line) for line in shown.splitlines()]
+    assert ["autonomous/s-last", "task_3", "1"] in cells
+    queue = cells[
+        cells.index(
+            ["Ready", "Pending", "Not ready", "Done", "Eligible", "Awaiting review", "Can run"]
+        )
+        + 2
+    ]
+    assert queue == ["2", "1", "2", "0", "2", "1", "1"]  # the same counts as every view
     assert "Next up: task_5" in shown
 
 
@@ -92,7 +100,15 @@ def test_status_json(tmp_path: Path, cli) -> None:
     assert [(a["branch"], a["tasks"]) for a in data["awaiting_review"]] == [
         ("autonomous/s-last", ["task_3"])
     ]
-    assert data["queue"] == {"ready": 2, "pending": 1, "not_ready": 2, "done": 0, "eligible": 2}
+    assert data["queue"] == {
+        "ready": 2,
+        "pending": 1,
+        "not_ready": 2,
+        "done": 0,
+        "eligible": 2,
+        "awaiting_review": 1,
+        "can_run": 1,
+    }
     assert data["next_tasks"] == ["task_5"]
     assert data["heartbeat"]["overdue"] is False
 
@@ -147,3 +163,28 @@ def test_status_in_a_repository_without_plan_or_sessions(tmp_path: Path, cli) ->
     data = json.loads(cli("status", "--json", cwd=root).stdout)
     assert data["last_session"] is None and data["queue"] is None
     assert [p["kind"] for p in data["problems"]] == ["plan"]
+
+
+def test_every_view_gives_the_same_counts_in_the_same_words(tmp_path: Path, cli) -> None:
+    root, _last = recorded(tmp_path)  # task_3 eligible, its result awaiting review
+    status = json.loads(cli("status", "--json", cwd=root).stdout)["queue"]
+    report = json.loads(cli("report", "--json", cwd=root).stdout)["queue"]
+    assert status == report
+    assert (status["eligible"], status["awaiting_review"], status["can_run"]) == (2, 1, 1)
+    # status and report assume the last session's agent; check and plan are told it.
+    agent = _last.agent or "claude"
+    checked = cli("check", "--agent-command", agent, cwd=root, env=WIDE).stderr
+    assert (
+        f"{status['eligible']} eligible ({status['awaiting_review']} awaiting review, "
+        f"{status['can_run']} can run)."
+    ) in checked
+    assert f"{status['ready']} ready, {status['pending']} pending" in checked
+    assert len(cli("plan", "--agent-command", agent, cwd=root).stdout.split()) == status["can_run"]
+    page = tmp_path / "report.html"
+    assert cli("report", "--html", str(page), cwd=root).returncode == 0
+    html = page.read_text()
+    for figure, label in (
+        (status["awaiting_review"], "awaiting review"),
+        (status["can_run"], "can run"),
+    ):
+        assert f'{figure}</div><div class="l">{label}</div>' in html

@@ -10,9 +10,10 @@ from gitops_agent.git import Repo
 from gitops_agent.git.repo import find_repo_root
 from gitops_agent.policy.eligibility import Verdict, verdicts
 from gitops_agent.project import Project
+from gitops_agent.review import tasks_awaiting_review
 from gitops_agent.runner import Runner
 
-__all__ = ["Verdict", "check", "to_json"]
+__all__ = ["Verdict", "awaiting_review", "check", "to_json"]
 
 
 def check(project: Project, agent_command: str | None = None) -> list[Verdict]:
@@ -48,3 +49,14 @@ def to_json(verdicts: list[Verdict]) -> dict[str, Any]:
             for v in verdicts
         ]
     }
+
+
+def awaiting_review(project: Project) -> set[str]:
+    """The tasks whose result already awaits review, on the branch the plan names as the base
+    (else the one checked out); none in a repository with no commit yet."""
+    if find_repo_root(project.root) is None:
+        return set()
+    repo = Repo.open(project.root)
+    branch = project.plan.settings.base or repo.head_branch()
+    tip = repo.branch_tip(branch) if branch else repo.head_commit()
+    return set() if tip is None else set(tasks_awaiting_review(repo, tip))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gitops_agent.gate import resolve_gate
 from gitops_agent.policy.eligibility import verdicts as check
 from gitops_agent.policy.preflight import ProgramLookup
 from gitops_agent.project import Base
@@ -22,7 +23,12 @@ def matrix(base: Base, agent_command: str | None = None) -> dict[str, Any]:
     chosen = [
         v.task.id
         # The plan job installs no codemod tool; each task's own job checks its program.
-        for v in check(base.project, agent_command, programs=ProgramLookup(path=""))
+        for v in check(
+            base.project,
+            agent_command,
+            programs=ProgramLookup(path=""),
+            has_gate=resolve_gate(base.repo, base.commit, base.project.plan.settings) is not None,
+        )
         if v.eligible and v.task.id not in waiting
     ]
     return {"include": [{"task": task_id} for task_id in chosen[:limit]]}

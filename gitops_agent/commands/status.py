@@ -178,9 +178,19 @@ def _parts(result: Status) -> list[Any]:
     if brief.queue is not None:
         q = brief.queue
         table = Table(title=f"Queue ({brief.plan_path} on {brief.base})", title_justify="left")
-        for name in ("Ready", "Pending", "Not ready", "Done", "Eligible now"):
+        columns = (
+            "Ready",
+            "Pending",
+            "Not ready",
+            "Done",
+            "Eligible",
+            "Awaiting review",
+            "Can run",
+        )
+        for name in columns:
             table.add_column(name, justify="right")
-        table.add_row(str(q.ready), str(q.pending), str(q.not_ready), str(q.done), str(q.eligible))
+        figures = (q.ready, q.pending, q.not_ready, q.done, q.eligible, q.awaiting, q.can_run)
+        table.add_row(*(str(n) for n in figures))
         parts.append(table)
         upcoming = ", ".join(t.id for t in brief.next_tasks) or "nothing"
         parts.append(Text(f"Next up: {upcoming}"))

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitops_agent.plan import Task
+from gitops_agent.plan import Queue, Task
 from gitops_agent.policy.preflight import ProgramLookup, preflight, run_program
 from gitops_agent.project import Project
 from gitops_agent.sandbox import agent_environment
@@ -95,3 +95,53 @@ def _found(program: str, path: str, root: Path) -> bool:
         return shutil.which(program, path=path) is not None
     target = root / program  # an absolute path stays itself
     return target.is_file() and os.access(target, os.X_OK)
+
+
+@dataclass(frozen=True, slots=True)
+class QueueStats:
+    """The plan's tasks counted one way for every view (check, status, report, the page):
+    each task in one queue, and of the eligible ones, those whose result awaits review."""
+
+    ready: int  # under the Ready heading and not DONE
+    pending: int
+    not_ready: int
+    done: int
+    eligible: int  # passes every pre-flight rule (what `check` says yes to)
+    awaiting: int = 0  # eligible, but its result already awaits review: it does not run
+
+    @property
+    def can_run(self) -> int:
+        """Eligible and not awaiting review: what the next run chooses from (up to its limit)."""
+        return self.eligible - self.awaiting
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "ready": self.ready,
+            "pending": self.pending,
+            "not_ready": self.not_ready,
+            "done": self.done,
+            "eligible": self.eligible,
+            "awaiting_review": self.awaiting,
+            "can_run": self.can_run,
+        }
+
+
+def queue_name(task: Task) -> str:
+    """ready, pending, not_ready or done: a DONE task counts as done whatever its heading."""
+    if task.status == "DONE":
+        return "done"
+    if task.queue is Queue.READY:
+        return "ready"
+    if task.queue is Queue.PENDING:
+        return "pending"
+    return "not_ready"
+
+
+def queue_stats(verdicts: Sequence[Verdict], awaiting: Collection[str] = ()) -> QueueStats:
+    counts = dict.fromkeys(("ready", "pending", "not_ready", "done"), 0)
+    for verdict in verdicts:
+        counts[queue_name(verdict.task)] += 1
+    eligible = [v.task.id for v in verdicts if v.eligible]
+    return QueueStats(
+        **counts, eligible=len(eligible), awaiting=sum(t in awaiting for t in eligible)
+    )
