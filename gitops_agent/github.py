@@ -23,6 +23,8 @@ from gitops_agent import __version__
 from gitops_agent.errors import UserError
 from gitops_agent.git.remote import token_from_env
 
+WORKFLOW_PATH = ".github/workflows/gitops-agent.yml"  # what `init --github` writes
+
 DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
 ACCEPT = "application/vnd.github+json"

@@ -20,6 +20,7 @@ from gitops_agent.errors import UserError
 from gitops_agent.gate import resolve_gate
 from gitops_agent.git import Repo
 from gitops_agent.git.remote import DEFAULT_REMOTE
+from gitops_agent.github import WORKFLOW_PATH
 from gitops_agent.memory import load_sessions, zone_of
 from gitops_agent.policy.eligibility import QueueStats, Verdict, queue_name, queue_stats
 from gitops_agent.policy.eligibility import verdicts as check
@@ -263,11 +264,16 @@ def gather(
         for task in session.tasks
         if task.outcome is Outcome.COMMITTED and task.commit
     ]
+    settings = view.project.plan.settings if view.project is not None else None
+    scheduled = (settings is not None and settings.schedule is not None) or (
+        view.base_commit is not None and repo.read_blob(view.base_commit, WORKFLOW_PATH) is not None
+    )
     return build_brief(
         sessions=sessions,
         project=view.project,
         verdicts=verdicts,
         awaiting=awaiting,
+        scheduled=scheduled,
         places=places_of(repo, committed, view.base_commit, awaiting),
         base=view.base,
         plan_problem=view.problem,
@@ -290,6 +296,7 @@ def build_brief(
     base: str | None,
     plan_problem: str | None,
     places: Mapping[str, Place] | None = None,
+    scheduled: bool = True,
     repository: str,
     since: datetime | None,
     window: int,
@@ -307,6 +314,8 @@ def build_brief(
     schedule = (settings.schedule if settings else None) or DEFAULT_SCHEDULE
     grace = timedelta(minutes=project.constraints.max_session_minutes if project else 240)
     beat = heartbeat(sessions, schedule, now, grace, zone, zone_name, project)
+    if not scheduled:
+        beat = unscheduled(beat, sessions, now, zone, zone_name)
 
     problems: list[Problem] = []
     if plan_problem is not None:
@@ -364,8 +373,13 @@ def success_rate(sessions: Sequence[SessionResult]) -> SuccessRate:
 
 
 def is_successful(session: SessionResult) -> bool:
-    """It finished (a record exists only then) and was not stopped by a base that fails its gate."""
-    return not session.gate_failed_on_base
+    """It committed something, or it had nothing to do: nothing rolled back, not stopped early
+    (a usage limit, an interruption, a kill), and not by a base whose gate fails."""
+    if session.gate_failed_on_base:
+        return False
+    if session.count(Outcome.COMMITTED):
+        return True
+    return not session.count(Outcome.ROLLED_BACK) and session.stopped is None
 
 
 def needs_human(sessions: Sequence[SessionResult]) -> list[Problem]:
@@ -404,6 +418,29 @@ def failing_repeatedly(sessions: Sequence[SessionResult]) -> list[Problem]:
                 )
             )
     return problems
+
+
+def unscheduled(
+    beat: Heartbeat, sessions: Sequence[SessionResult], now: datetime, zone: tzinfo, zone_name: str
+) -> Heartbeat:
+    """The heartbeat where nothing runs on a schedule: no run can be missed, so it is never
+    loud; it says when the last successful session was, and that no schedule is set up."""
+    said = (
+        "no schedule is set up (no `schedule:` in the plan, no workflow), so no run can be missed"
+    )
+    if beat.last_success is None:
+        message = (
+            f"No successful session yet; {said}."
+            if sessions
+            else f"No session has run yet; {said}."
+        )
+    else:
+        ago = duration((now - beat.last_success).total_seconds())
+        message = (
+            f"The last successful session finished {localtime(beat.last_success, zone)} "
+            f"{zone_name}, {ago} ago; {said}."
+        )
+    return Heartbeat(beat.schedule, beat.every, beat.expected, beat.last_success, False, message)
 
 
 def heartbeat(

@@ -26,8 +26,9 @@ CHROMIUM = Path("/usr/bin/chromium")
 def seed_repo(tmp_path: Path, front_matter: str = "") -> Path:
     """The seed's plan and constraints, committed on main (a run reads them from there)."""
     plan = SEED_PLAN.read_text(encoding="utf-8")
-    if front_matter:
-        plan = f"---\n{front_matter}---\n{plan}"
+    if "schedule:" not in front_matter:  # as the workflow runs it, unless a test says otherwise
+        front_matter = 'schedule: "0 2 * * *"\n' + front_matter
+    plan = f"---\n{front_matter}---\n{plan}"
     return make_repo(
         tmp_path / "repo",
         {
@@ -432,3 +433,29 @@ def test_the_page_renders_in_a_real_browser(night: tuple[Path, SessionResult]) -
     data = shot.read_bytes()
     assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 20_000
     assert git(root, "status", "--porcelain") == ""
+
+
+def test_a_night_that_committed_nothing_and_rolled_back_is_no_success(tmp_path: Path) -> None:
+    root = seed_repo(tmp_path)
+    repo = Repo.open(root)
+    good = make_session("s-good", NIGHT - timedelta(days=3), minutes=10)
+    record_session(repo, good, timezone=None)
+    for days in (2, 1, 0):
+        bad = make_session(f"s-bad-{days}", NIGHT - timedelta(days=days), (rolled_back("task_5"),))
+        record_session(repo, bad, timezone=None)
+    nothing = make_session("s-idle", NIGHT + timedelta(hours=1), (), branch=None)
+    brief = brief_at(root, NOW + timedelta(hours=2))
+    assert brief.heartbeat.overdue  # three nights of rolled-back work: no success since s-good
+    record_session(repo, nothing, timezone=None)  # a night with nothing to do is a success
+    assert not brief_at(root, NOW + timedelta(hours=2)).heartbeat.overdue
+
+
+def test_without_a_schedule_the_heartbeat_says_so_and_is_never_loud(tmp_path: Path) -> None:
+    root = seed_repo(tmp_path, "schedule: null\n")
+    record_session(
+        Repo.open(root), make_session("s-old", NIGHT - timedelta(days=30)), timezone=None
+    )
+    brief = brief_at(root, NOW)
+    assert not brief.heartbeat.overdue
+    assert "no schedule is set up" in brief.heartbeat.message
+    assert "expects" not in brief.heartbeat.message

@@ -21,7 +21,6 @@ from urllib.parse import unquote, urlsplit
 
 from gitops_agent.agents import AgentSpec, installed_version, resolve_agent
 from gitops_agent.commands.github_init import (
-    WORKFLOW_PATH,
     agent_setup,
     diff_lines,
     render_workflow,
@@ -32,7 +31,7 @@ from gitops_agent.gate import resolve_gate
 from gitops_agent.gate.verdict import run_gate, tree_lines
 from gitops_agent.git import Workspace
 from gitops_agent.git.remote import token_from_env
-from gitops_agent.github import GitHub, GitHubError
+from gitops_agent.github import WORKFLOW_PATH, GitHub, GitHubError
 from gitops_agent.install_source import InstallSource, Reach, resolve
 from gitops_agent.plan import Queue, Task
 from gitops_agent.policy.eligibility import look_up_programs

@@ -22,11 +22,11 @@ from gitops_agent.agents import PRESETS
 from gitops_agent.constraints import Constraints
 from gitops_agent.errors import UserError
 from gitops_agent.files import write_atomic
+from gitops_agent.github import WORKFLOW_PATH
 from gitops_agent.install_source import InstallSource, running_source
 from gitops_agent.plan import Settings
 from gitops_agent.project import PLAN_FILE, load_project
 
-WORKFLOW_PATH = ".github/workflows/gitops-agent.yml"
 TEMPLATE = "gitops-agent.yml.j2"
 DEPENDABOT_PATH = ".github/dependabot.yml"
 DEPENDABOT_TEMPLATE = "dependabot.yml"
