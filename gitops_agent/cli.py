@@ -115,9 +115,17 @@ def init(
         for line in init_github(root, force=force, mode="matrix" if matrix else "session"):
             err.print(line, markup=False, soft_wrap=True)  # a diff's `[...]` is not markup
         return
-    for path in run_init(root, force=force):
-        err.print(f"wrote {path}")
-    err.print("Next: edit the plan, then run `gitops-agent check`.")
+    written = run_init(root, force=force)
+    for path in written:
+        err.print(f"wrote {path}", markup=False, soft_wrap=True)
+    names = " ".join(str(p) for p in written)
+    err.print(
+        "Next: edit the plan, run `gitops-agent check`, then commit both files (a run reads "
+        f"them as committed on the base branch): `git add {names} && git commit -m 'Add the "
+        "plan'`",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 @app.command()

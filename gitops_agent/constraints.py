@@ -119,6 +119,7 @@ class Constraints:
     idle_timeout_minutes: float = 10  # 0: no idle limit
     # post-flight
     approved_dirs: tuple[str, ...] = DEFAULT_APPROVED_DIRS
+    approved_files: tuple[str, ...] = ()  # files (globs) a change may touch outside those dirs
     protected: tuple[str, ...] = DEFAULT_PROTECTED
     forbidden_content: tuple[str, ...] = DEFAULT_FORBIDDEN_CONTENT
     allow_delete: bool = False
@@ -166,6 +167,7 @@ _INT_LIST_SETTINGS = ("run_ok_exit_codes",)
 _LIST_SETTINGS = (
     "forbidden_words",
     "approved_dirs",
+    "approved_files",
     "protected",
     "forbidden_content",
     "agent_env",
@@ -350,7 +352,7 @@ def _apply(
                     raise ConstraintsError(
                         f"`{key}`: `{variable}` is not an environment variable name", path, line
                     )
-        if name in ("protected", "approved_dirs"):
+        if name in ("protected", "approved_dirs", "approved_files"):
             for pattern in value:
                 problem = pattern_error(pattern)
                 if problem is not None:

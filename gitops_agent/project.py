@@ -90,7 +90,10 @@ def load_project_at(
     plan_rel = _inside(plan_path, root, "--plan")
     data = repo.read_blob(commit, plan_rel)
     if data is None:
-        hint = "" if plan_path.exists() else "; create one with `gitops-agent init`"
+        if plan_path.exists():
+            hint = f"; commit it: `git add {plan_rel} && git commit -m 'Add the plan'`"
+        else:
+            hint = "; create one with `gitops-agent init`, then commit it"
         raise UserError(
             f"no plan committed on {branch} (run reads the plan from the base branch){hint}",
             plan_rel,

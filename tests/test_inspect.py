@@ -416,3 +416,11 @@ def test_symlink_to_a_protected_path_is_refused(link: str, target: str) -> None:
     violations = judge(changed(link, target=target), protected_paths=("PROJECT_PLAN.md",))
     assert rules(violations) == [("symlink-to-protected", link)]
     assert target in violations[0].message
+
+
+def test_an_approved_file_may_change_outside_the_approved_directories() -> None:
+    allowed = Constraints(approved_files=("README.md", "CHANGELOG.md"))
+    assert judge(changed("README.md"), constraints=allowed) == []
+    other = judge(changed("NOTES.md", status=FileStatus.ADDED), constraints=allowed)
+    assert rules(other) == [("outside-approved-dirs", "NOTES.md")]
+    assert rules(judge(changed("README.md"))) == [("outside-approved-dirs", "README.md")]

@@ -63,7 +63,7 @@ def inspect_change(
 def _outside_approved_dirs(f: FileChange, c: Constraints) -> Iterator[Violation]:
     dirs = ", ".join(c.approved_dirs) or "(none)"
     for path, verb in _touched(f):
-        if not in_dir(path, c.approved_dirs):
+        if not approved(path, c):
             yield Violation(
                 "outside-approved-dirs",
                 f"{show(path)}: {verb}, but it is outside the approved directories {dirs} "
@@ -258,6 +258,11 @@ def _setting(c: Constraints, name: str) -> str:
     if c.path is not None and line is not None:
         return f"{name}, set at {c.path}:{line}"
     return f"{name}, the default"
+
+
+def approved(path: str, c: Constraints) -> bool:
+    """Under an approved directory, or one of the approved files (README.md, CHANGELOG.md...)."""
+    return in_dir(path, c.approved_dirs) or any(matches(p, path) for p in c.approved_files)
 
 
 def _matches(c: Constraints, pattern: str, path: str) -> bool:

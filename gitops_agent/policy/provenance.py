@@ -19,8 +19,7 @@ from ..change import Change, FileChange, FileStatus
 from ..constraints import Constraints
 from ..git.objects import TREE_MODE, RawCommit, RawTree
 from . import Violation
-from .inspect import resolve_link, show
-from .paths import in_dir
+from .inspect import approved, resolve_link, show
 
 # Trojan Source (CVE-2021-42574): embeddings, overrides and isolates, and the invisible marks.
 BIDI_CONTROLS = frozenset(
@@ -353,7 +352,7 @@ def _symlink_leaves_approved(f: FileChange, c: Constraints) -> Iterator[Violatio
     resolved = resolve_link(f.path, f.symlink_target)
     if resolved is None:
         return  # it leaves the repository: `inspect` says so
-    if not in_dir(resolved, c.approved_dirs):
+    if not approved(resolved, c):
         yield Violation(
             "symlink-outside",
             f'{show(f.path)}: symlink to "{show(f.symlink_target)}", which leads to '

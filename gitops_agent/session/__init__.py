@@ -679,6 +679,7 @@ class _Session:
             task=task,
             objective=self.project.plan.objective,
             approved_dirs=c.approved_dirs,
+            approved_files=c.approved_files,
             protected=(*self.project.protected_paths, *self._gate_paths(), *c.protected),
             line_budget=budget,
             allow_delete=c.allow_delete,
