@@ -6,11 +6,14 @@ from __future__ import annotations
 class UserError(Exception):
     """Bad input or usage: reported as `path:line: message`, exit status 2, no traceback."""
 
-    def __init__(self, message: str, path: str | None = None, line: int | None = None) -> None:
+    def __init__(
+        self, message: str, path: str | None = None, line: int | None = None, *, fix: str = ""
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.path = path
         self.line = line
+        self.fix = fix  # what to do about it, where the message alone does not say (doctor)
 
     def __str__(self) -> str:
         where = ""

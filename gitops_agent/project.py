@@ -97,6 +97,7 @@ def load_project_at(
         raise UserError(
             f"no plan committed on {branch} (run reads the plan from the base branch){hint}",
             plan_rel,
+            fix=f"commit {plan_rel} on {branch}",
         )
     parsed = parse_plan(decode(data, plan_rel), plan_rel)
     notes: list[str] = []
@@ -151,6 +152,7 @@ def base_of(repo: Repo, plan: Path | None = None, constraints: Path | None = Non
             "the repository has no commit yet: commit the plan first "
             "(`git add PROJECT_PLAN.md && git commit -m 'Add the plan'`)",
             str(repo.root),
+            fix="commit the plan (and the constraints), then run doctor again",
         )
     if branch is None:  # detached: the plan there may name the base
         project = load_project_at(repo, head, "HEAD", plan, constraints)
@@ -160,6 +162,7 @@ def base_of(repo: Repo, plan: Path | None = None, constraints: Path | None = Non
                 "HEAD is detached and the plan there names no base: check out the base branch, "
                 "or set `base:` in the plan's front matter",
                 str(repo.root),
+                fix="`git switch main` (your base branch), or set `base:` in the plan",
             )
         branch, tip = "HEAD", head
     else:

@@ -324,3 +324,14 @@ def test_the_workflow_token_with_read_only_permissions_fails(tmp_path, cli) -> N
     assert checks["token"]["status"] == "ok"
     assert checks["pull requests"]["status"] == "fail"
     assert "pull-requests: write" in checks["pull requests"]["fix"]
+
+
+def test_each_failure_to_load_says_what_to_do_about_it(tmp_path: Path, cli) -> None:
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    _code, checks = doctor(cli, loose)
+    assert "git init" in checks["plan"]["fix"]
+    repo = make_project(tmp_path, "→ **[]** No id\n")
+    _code, checks = doctor(cli, repo)
+    assert checks["plan"]["message"].startswith("PROJECT_PLAN.md:")
+    assert "its file and line" in checks["plan"]["fix"]

@@ -77,7 +77,8 @@ def doctor(
     try:
         base = load_base(repo_dir, plan, constraints)
     except UserError as err:
-        return [Check("plan", Status.FAIL, str(err), "fix the plan, then commit it")]
+        fix = err.fix or "fix what the message names (its file and line), then commit it"
+        return [Check("plan", Status.FAIL, str(err), fix)]
     checks = [
         Check(
             "plan",

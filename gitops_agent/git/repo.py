@@ -90,7 +90,12 @@ class Repo:
     def open(cls, root: Path, *, identity: tuple[str, str] = DEFAULT_IDENTITY) -> Repo:
         """Open the repository containing `root`, as `git` would find it from there."""
         if pygit2.discover_repository(str(root)) is None:
-            raise UserError("not a git repository (run `git init` first)", str(root))
+            raise UserError(
+                "not a git repository (run `git init` first)",
+                str(root),
+                fix="run `git init` and `gitops-agent init` here, commit both files, and run "
+                "doctor again (or give --repo the repository)",
+            )
         try:
             raw = pygit2.Repository(str(root))
         except pygit2.GitError as err:  # e.g. owned by another user
