@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
+import time
 from collections.abc import Collection
 from typing import Any
 
@@ -15,6 +17,7 @@ from gitops_agent.plan import Queue, Task
 from gitops_agent.policy.eligibility import Verdict, queue_stats
 from gitops_agent.policy.masking import mask
 from gitops_agent.project import Project
+from gitops_agent.render import duration
 from gitops_agent.results import Listener, Outcome, SessionResult, TaskResult
 
 
@@ -31,6 +34,9 @@ class _MaskedStderr:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(sys.stderr, name)
+
+
+_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 
 
 def _width() -> int | None:
@@ -130,18 +136,62 @@ _OUTCOME_STYLE = {
 }
 
 
+def _progress_every() -> float:
+    """Seconds between progress lines in a log (GITOPS_AGENT_PROGRESS_SECONDS, default 60)."""
+    try:
+        return max(0.0, float(os.environ.get("GITOPS_AGENT_PROGRESS_SECONDS", "60")))
+    except ValueError:
+        return 60.0
+
+
 class ConsoleListener(Listener):
-    """Progress on stderr: which task, which phase, attempt n of m, then each outcome."""
+    """Progress on stderr: which task, which phase, attempt n of m, then each outcome. While an
+    agent works: the elapsed time and its last line of output, updated in place on a terminal,
+    and as a line every minute in a log."""
+
+    def __init__(self) -> None:
+        self._label = ""
+        self._since = time.monotonic()
+        self._said = self._since
+        self._last = ""
+        self._live = False  # a progress line is on the terminal, to be cleared
 
     def note(self, message: str) -> None:
+        self._clear()
         err.print(f"[yellow]{shown(message)}[/yellow]")
 
     def phase(self, task: Task, phase: str, attempt: int, attempts: int) -> None:
+        self._clear()
+        self._label = f"{task.id} attempt {attempt} of {attempts}: {phase}"
+        self._since = self._said = time.monotonic()
+        self._last = ""
         err.print(f"[dim]{task.id}[/dim] attempt {attempt} of {attempts}: {phase}…")
 
+    def output(self, task_id: str, text: str) -> None:
+        lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
+        if lines:
+            self._last = lines[-1]
+        now = time.monotonic()
+        shown_line = f"{self._label}, {duration(now - self._since)}: {self._last}"
+        if err.is_terminal:
+            if now - self._said >= 0.2:
+                width = max(20, err.width - 1)
+                err.file.write("\r\x1b[2K" + mask(shown_line)[:width])
+                err.file.flush()
+                self._said, self._live = now, True
+        elif now - self._said >= _progress_every():
+            err.print(shown(shown_line), soft_wrap=True)
+            self._said = now
+
     def task_done(self, result: TaskResult) -> None:
+        self._clear()
         commit = f" {result.commit[:12]}" if result.commit else ""
         err.print(f"[bold]{result.id}[/bold] {_OUTCOME_STYLE[result.outcome]}{commit}")
+
+    def _clear(self) -> None:
+        if self._live:
+            err.file.write("\r\x1b[2K")
+            self._live = False
 
 
 def show_run(result: SessionResult) -> None:

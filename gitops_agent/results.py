@@ -186,5 +186,8 @@ class Listener:
     def phase(self, task: Task, phase: str, attempt: int, attempts: int) -> None:
         """A task entered a phase: agent, inspect, gate, commit."""
 
+    def output(self, task_id: str, text: str) -> None:
+        """The agent (or `Run:` command) of the task under way wrote `text` (any piece of it)."""
+
     def task_done(self, result: TaskResult) -> None:
         """A task reached its outcome."""

@@ -416,3 +416,20 @@ def test_piped_output_does_not_wrap_and_splits_no_path(tmp_path: Path, cli) -> N
     )
     assert result.returncode == 0, result.stderr
     assert f"./{deep}" in result.stderr  # on one line: not cut at 80 columns
+
+
+def test_a_long_task_shows_its_elapsed_time_and_last_output_line_in_a_log(
+    tmp_path: Path, cli
+) -> None:
+    plan = plan_text(task_block("t1", "Take a while"), gate="true")
+    repo = make_repo(tmp_path / "repo", {"PROJECT_PLAN.md": plan, "src/x.py": "x\n"})
+    agent = "echo 'reading the code'; sleep 1.2; echo 'writing the change'; sleep 1.2; echo done"
+    result = cli(
+        "run", "--agent-command", agent, cwd=repo, env={"GITOPS_AGENT_PROGRESS_SECONDS": "1"}
+    )
+    assert result.returncode == 0, result.stderr
+    progress = [line for line in result.stderr.splitlines() if "t1 attempt 1 of 3: agent, " in line]
+    assert progress, result.stderr
+    assert any(
+        line.endswith(": writing the change") or line.endswith(": done") for line in progress
+    )

@@ -515,6 +515,7 @@ class _Session:
             agent=self.agent.with_turns(self.constraints.max_agent_turns) if self.agent else None,
             plan_path=self.project.plan.path,
             protected_paths=(*self.project.protected_paths, *self._gate_paths()),
+            output=partial(self.listener.output, task.id),
         )
         attempts = self.constraints.max_attempts
         started = time.monotonic()

@@ -71,6 +71,7 @@ class Context:
     agent: AgentSpec | None
     plan_path: str
     protected_paths: tuple[str, ...]
+    output: Callable[[str], None] | None = None  # hears the agent's (or command's) output
 
 
 def attempt(
@@ -249,6 +250,7 @@ def _run(ctx: Context, task: Task, tip: str, prompt: str | None, timeout: float)
             task_id=task.id,
             timeout=timeout,
             idle_timeout=idle,
+            on_output=ctx.output,
         )
     assert ctx.agent is not None and prompt is not None  # pre-flight refuses a task with neither
     return run_agent(
@@ -260,6 +262,7 @@ def _run(ctx: Context, task: Task, tip: str, prompt: str | None, timeout: float)
         task_id=task.id,
         timeout=timeout,
         idle_timeout=idle,
+        on_output=ctx.output,
     )
 
 
