@@ -73,6 +73,12 @@ def check(
     plan: PlanOption = None,
     constraints: ConstraintsOption = None,
     agent_command: AgentOption = None,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose", "-v", help="Also show every setting in effect and where it came from."
+        ),
+    ] = False,
     as_json: JsonOption = False,
 ) -> None:
     """Validate the plan and constraints, and explain task by task what would run and why."""
@@ -89,6 +95,10 @@ def check(
         from gitops_agent.console import show_check
 
         show_check(project, verdicts, awaiting_review(project))
+        if verbose:
+            from gitops_agent.console import show_settings
+
+            show_settings(project)
 
 
 @app.command()

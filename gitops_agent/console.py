@@ -16,7 +16,7 @@ from rich.table import Table
 from gitops_agent.plan import Queue, Task
 from gitops_agent.policy.eligibility import Verdict, queue_stats
 from gitops_agent.policy.masking import mask
-from gitops_agent.project import Project
+from gitops_agent.project import Project, effective_settings
 from gitops_agent.render import duration
 from gitops_agent.results import Listener, Outcome, SessionResult, TaskResult
 
@@ -210,3 +210,13 @@ def show_run(result: SessionResult) -> None:
         err.print(f"Pull request description: {escape(result.pr_body or '')}")
     else:
         err.print("Nothing was committed.")
+
+
+def show_settings(project: Project) -> None:
+    """`check -v`: every setting a run obeys, its value, and where it came from."""
+    table = Table(title="Settings in effect", title_justify="left")
+    for name in ("Setting", "Value", "From"):
+        table.add_column(name, overflow="fold" if name == "Value" else "ellipsis")
+    for name, value, source in effective_settings(project):
+        table.add_row(name, shown(value), shown(source))
+    err.print(table)

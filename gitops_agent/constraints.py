@@ -145,6 +145,9 @@ class Constraints:
     path: str | None = None  # None: the built-in defaults (no constraints file)
     prose: str = ""  # the document's text, given to the agent in its prompt
     sources: dict[str, int] = field(default_factory=dict)  # setting name -> line it came from
+    # (setting, line): a sentence names a limit but gives no number that can be read, so the
+    # default applies; `check` says so
+    unread: tuple[tuple[str, int], ...] = ()
 
 
 # Settings a constraints document may give as YAML (front matter or a ```yaml block).
@@ -258,12 +261,28 @@ _PROSE: tuple[tuple[str, re.Pattern[str], Callable[[re.Match[str]], Any]], ...] 
 )
 
 
+# Words that name a limit of the prose: a line that has them but not a number `_PROSE` reads
+# ("Max attempts per task: three") is said (`Constraints.unread`), never silently skipped.
+_MENTIONS: dict[str, re.Pattern[str]] = {
+    "min_alignment": re.compile(r"alignment score\**\s*(?:≥|>=|of at least|at least|min)", re.I),
+    "max_estimated_lines": re.compile(
+        r"estimated lines\**\s*(?:≤|<=|of at most|at most|max)", re.I
+    ),
+    "max_tasks_per_session": re.compile(r"max(?:imum)? tasks per session", re.I),
+    "max_session_minutes": re.compile(r"max(?:imum)? session duration", re.I),
+    "max_attempts": re.compile(r"max(?:imum)? attempts per task", re.I),
+    "max_consecutive_failures": re.compile(r"consecutive failures", re.I),
+    "task_timeout_minutes": re.compile(r"task takes\s*(?:>|more than|longer than|over)", re.I),
+}
+
+
 def parse_constraints(text: str, path: str) -> Constraints:
     """Constraints from a document: its prose numbers, then its YAML machine rules."""
     raw, body = split_front_matter(text, path, ConstraintsError)
     structure = blocks(body)
     values: dict[str, Any] = {}
     sources: dict[str, int] = {}
+    unread: dict[str, int] = {}  # setting -> a line that names it without a number read
     for index, line in enumerate(split_lines(body)):
         if index in structure.skip:
             continue
@@ -272,6 +291,9 @@ def parse_constraints(text: str, path: str) -> Constraints:
                 # A sentence's number obeys the same ranges as its YAML setting.
                 _apply(name, convert(found), path, index + 1, values, prose=True)
                 sources[name] = index + 1
+        for name, mention in _MENTIONS.items():
+            if name not in sources and mention.search(line) and not unread.get(name):
+                unread[name] = index + 1
     yaml_sources: dict[str, int] = {}
     documents = [(raw, 2)] if raw is not None else []
     documents += [(f.content, f.first_line) for f in structure.fences if f.info in ("yaml", "yml")]
@@ -288,7 +310,8 @@ def parse_constraints(text: str, path: str) -> Constraints:
             yaml_sources[setting.key] = setting.line
             _apply(setting.key, setting.value, path, setting.line, values)
     sources.update({k.removeprefix("extra_"): v for k, v in yaml_sources.items()})
-    return Constraints(**values, path=path, prose=body.strip("\n"), sources=sources)
+    missed = tuple((n, line) for n, line in unread.items() if n not in sources)
+    return Constraints(**values, path=path, prose=body.strip("\n"), sources=sources, unread=missed)
 
 
 def _apply(
@@ -383,3 +406,13 @@ def load_constraints(root: Path, path: str | None, *, explicit: bool) -> Constra
     if not target.exists() and not explicit:
         return DEFAULTS
     return parse_constraints(read_text(target, shown), shown)
+
+
+def unread_notes(constraints: Constraints) -> list[str]:
+    """`path:line:` notes for the sentences that name a limit without a number that reads."""
+    return [
+        f"{constraints.path}:{line}: this sentence names `{name}`, but no number in it can be "
+        f"read (write it as the template does, e.g. `Max attempts per task: 3`), so the default "
+        f"{getattr(DEFAULTS, name):g} applies"
+        for name, line in constraints.unread
+    ]

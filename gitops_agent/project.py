@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,11 +13,12 @@ from gitops_agent.constraints import (
     Constraints,
     load_constraints,
     parse_constraints,
+    unread_notes,
 )
 from gitops_agent.errors import UserError
 from gitops_agent.files import decode, read_text
 from gitops_agent.git import Repo, find_repo_root
-from gitops_agent.plan import Plan, parse_plan
+from gitops_agent.plan import PLAN_SETTINGS, Plan, parse_plan
 
 PLAN_FILE = "PROJECT_PLAN.md"
 
@@ -78,6 +80,7 @@ def load_project(
         loaded = load_constraints(root, None, explicit=False)
         if loaded.path is None:
             notes.append(f"No {DEFAULT_PATH}: the default rules apply.")
+    notes += unread_notes(loaded)
     return Project(root, plan_path, parsed, loaded, tuple(notes))
 
 
@@ -117,6 +120,7 @@ def load_project_at(
         loaded = DEFAULTS
     else:
         loaded = parse_constraints(decode(rules, rules_rel), rules_rel)
+        notes += unread_notes(loaded)
     return Project(root, plan_path, parsed, loaded, tuple(notes))
 
 
@@ -182,3 +186,32 @@ def base_of(repo: Repo, plan: Path | None = None, constraints: Path | None = Non
         branch, tip = wanted, wanted_tip
         project = load_project_at(repo, tip, branch, plan, constraints)
     return Base(repo, branch, tip, project)
+
+
+def effective_settings(project: Project) -> list[tuple[str, str, str]]:
+    """(name, value, source) of every plan setting and constraint: `path:line`, or "default"."""
+    rows: list[tuple[str, str, str]] = []
+    settings = project.plan.settings
+    for name in PLAN_SETTINGS:
+        line = settings.line_of(name)
+        value = getattr(settings, name)
+        if isinstance(value, tuple):
+            value = ", ".join(getattr(v, "run", str(v)) for v in value)
+        elif value is not None and hasattr(value, "spec"):
+            value = value.spec
+        where = f"{project.plan.path}:{line}" if line is not None else "default"
+        rows.append((name, "(none)" if value is None else str(value), where))
+    rules = project.constraints
+    for field in dataclasses.fields(rules):
+        if field.name in ("path", "prose", "sources", "unread"):
+            continue
+        value = getattr(rules, field.name)
+        if isinstance(value, tuple):
+            listed = [str(v) for v in value]
+            value = ", ".join(listed[:6]) + (
+                f" (and {len(listed) - 6} more)" if len(listed) > 6 else ""
+            )
+        line = rules.sources.get(field.name)
+        where = f"{rules.path}:{line}" if rules.path and line is not None else "default"
+        rows.append((field.name, str(value) if value != "" else "(none)", where))
+    return rows

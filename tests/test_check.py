@@ -287,3 +287,35 @@ def test_an_empty_repository_is_told_to_commit_the_plan(tmp_path: Path, cli: Any
     result = cli("run", cwd=repo)
     assert result.returncode == 2
     assert "no commit yet" in result.stderr and "git commit" in result.stderr
+
+
+def test_a_limit_sentence_whose_number_cannot_be_read_is_said_not_skipped(
+    tmp_path: Path, cli: Any
+) -> None:
+    rules = "# Rules\n\n- Max attempts per task: three\n- Max tasks per session: 2\n"
+    repo = project(tmp_path, rules=rules)
+    result = cli("check", "--agent-command", "true", cwd=repo, env={"COLUMNS": "300"})
+    assert result.returncode == 0, result.stderr
+    assert (
+        "docs/autonomous-constraints.md:3: this sentence names `max_attempts`, but no number in "
+        "it can be read"
+    ) in result.stderr
+    assert "max_tasks_per_session" not in result.stderr  # that one was read
+
+
+def test_check_verbose_shows_every_setting_with_where_it_came_from(
+    tmp_path: Path, cli: Any
+) -> None:
+    rules = "# Rules\n\n- Max tasks per session: 2\n\n```yaml\nmax_attempts: 4\n```\n"
+    repo = project(tmp_path, rules=rules)
+    result = cli("check", "-v", "--agent-command", "true", cwd=repo, env={"COLUMNS": "300"})
+    assert result.returncode == 0, result.stderr
+    rows = {
+        cells[0]: cells[1:]
+        for line in result.stderr.splitlines()
+        if len(cells := [c.strip() for c in line.strip("│ ").split("│")]) == 3
+    }
+    assert rows["max_tasks_per_session"] == ["2", "docs/autonomous-constraints.md:3"]
+    assert rows["max_attempts"] == ["4", "docs/autonomous-constraints.md:6"]
+    assert rows["task_timeout_minutes"] == ["30", "default"]
+    assert rows["gate"] == ["true", "PROJECT_PLAN.md:2"]
