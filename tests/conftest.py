@@ -9,6 +9,12 @@ from pathlib import Path
 
 import pytest
 
+def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
+    """`-n auto`: at least four workers. Most tests wait on real subprocesses (agents, gates,
+    git), so on a 2-core machine four workers finish the suite sooner than two."""
+    return max(4, os.cpu_count() or 1)
+
+
 FIXTURES = Path(__file__).parent / "fixtures"
 SEED_PLAN = FIXTURES / "plans" / "seed_queue.md"
 SEED_CONSTRAINTS = FIXTURES / "constraints" / "seed_constraints.md"
