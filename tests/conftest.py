@@ -9,6 +9,26 @@ from pathlib import Path
 
 import pytest
 
+from testing.golden import REGEN_OPTION, Golden
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        REGEN_OPTION,
+        action="store_true",
+        default=False,
+        help="rewrite tests/fixtures/golden/*.md from the templates instead of comparing "
+        "(then review the diff)",
+    )
+
+
+@pytest.fixture
+def golden(request: pytest.FixtureRequest) -> Golden:
+    """Compare a text people read with its golden file (testing/golden.py)."""
+    return Golden(regenerate=bool(request.config.getoption(REGEN_OPTION)))
+
+
+@pytest.hookimpl(optionalhook=True)  # known only where xdist is loaded
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     """`-n auto`: at least four workers. Most tests wait on real subprocesses (agents, gates,
     git), so on a 2-core machine four workers finish the suite sooner than two."""
