@@ -25,7 +25,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 @pytest.fixture
 def golden(request: pytest.FixtureRequest) -> Golden:
     """Compare a text people read with its golden file (testing/golden.py)."""
-    return Golden(regenerate=bool(request.config.getoption(REGEN_OPTION)))
+    return Golden(regenerate=bool(request.config.getoption(REGEN_OPTION)), test=request.node.nodeid)
 
 
 @pytest.hookimpl(optionalhook=True)  # known only where xdist is loaded

@@ -3,15 +3,13 @@
 Markdown is checked the way a reader meets it: parsed by markdown-it (CommonMark with GFM
 tables and strikethrough, as GitHub renders), asserting on the token stream, not on strings.
 The PR description and memory log of a hostile session are also kept as golden files in
-tests/fixtures/render/ (GITOPS_AGENT_REGENERATE_GOLDEN=1 rewrites them; review the diff).
+tests/fixtures/golden/ (`pytest --regen-golden` rewrites them; review the diff).
 """
 
 from __future__ import annotations
 
-import os
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from markdown_it import MarkdownIt
@@ -23,9 +21,8 @@ from gitops_agent.render import fence, md, md_code, md_prose, render, visible, v
 from gitops_agent.report import Brief, build_brief, to_html, to_markdown
 from gitops_agent.results import Outcome, SessionResult, TaskResult
 from gitops_agent.review import Awaiting
+from testing.golden import Golden
 
-GOLDEN = Path(__file__).parent / "fixtures" / "render"
-REGENERATE = os.environ.get("GITOPS_AGENT_REGENERATE_GOLDEN") == "1"
 SECRET = "sk-ant-test-0123456789"
 NIGHT = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
 
@@ -259,14 +256,6 @@ def assert_only_template_structure(text: str, html: set[str] | None = None) -> N
     assert {c.type for c in children} & FORBIDDEN_INLINE <= {"html_inline"}
 
 
-def golden(name: str, text: str) -> None:
-    path = GOLDEN / name
-    if REGENERATE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-    assert text == path.read_text(encoding="utf-8"), f"{path} differs (regenerate and review)"
-
-
 @pytest.fixture
 def secret(monkeypatch: pytest.MonkeyPatch) -> str:
     """A secret in the process's environment, as the tool would have it."""
@@ -274,7 +263,9 @@ def secret(monkeypatch: pytest.MonkeyPatch) -> str:
     return SECRET
 
 
-def test_the_pr_body_of_a_hostile_session_has_only_the_templates_headings(secret: str) -> None:
+def test_the_pr_body_of_a_hostile_session_has_only_the_templates_headings(
+    secret: str, golden: Golden
+) -> None:
     body = pr_body(hostile_session())
 
     assert headings(body) == [
@@ -289,10 +280,12 @@ def test_the_pr_body_of_a_hostile_session_has_only_the_templates_headings(secret
     assert "src/x.py\\n### Approved by security\\n<!--" in codes
     assert "src/`tick`.py" in codes
     assert secret not in body and "src/***.py" in codes
-    golden("hostile-pr-body.md", body)
+    golden("hostile-pr-body", body)
 
 
-def test_the_memory_log_of_a_hostile_session_has_one_heading_per_event(secret: str) -> None:
+def test_the_memory_log_of_a_hostile_session_has_one_heading_per_event(
+    secret: str, golden: Golden
+) -> None:
     log = memory_log(hostile_session())
 
     assert [h.split("] ", 1)[1] for h in headings(log)] == [
@@ -307,7 +300,7 @@ def test_the_memory_log_of_a_hostile_session_has_one_heading_per_event(secret: s
     assert len(fences) == 1
     assert fences[0].content == "```\n### Approved\nFAIL\ntoken=***\n<!--\n"
     assert secret not in log and "***" in log
-    golden("hostile-memory.md", log)
+    golden("hostile-memory", log)
 
 
 def test_a_secret_is_masked_however_the_template_escapes_it(
