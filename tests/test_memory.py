@@ -137,7 +137,7 @@ def test_the_memory_log_names_every_task_with_its_outcome_and_why(repo: Repo) ->
 
     assert log.startswith("# Memory log: 2026-11-23 (UTC)\n")
     assert "## [02:00] Autonomous: Session 20261123-020000-aaaa started" in log
-    assert "- Tasks planned (2): task_3, task_5" in log
+    assert "- Tasks taken (2): task_3, task_5" in log
     assert "- Agent: claude" in log
     # task entries are dated at the start plus the durations so far
     assert "## [02:07] Autonomous: task_3 committed" in log

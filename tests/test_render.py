@@ -321,7 +321,7 @@ def test_a_secret_is_masked_however_the_template_escapes_it(
     texts += [to_markdown(brief), to_html(brief)]
     for text in texts:
         assert "p4ss" not in text, text
-        assert "***" in text
+        assert "***" in text or r"\*\*\*" in text  # markdown escapes it; it shows as ***
 
 
 def result_fields(result: SessionResult) -> dict[str, object]:
