@@ -9,13 +9,14 @@ token from GITHUB_TOKEN or GH_TOKEN.
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import re
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,8 +30,13 @@ DEFAULT_API_URL = "https://api.github.com"
 API_VERSION = "2022-11-28"
 ACCEPT = "application/vnd.github+json"
 TIMEOUT = 30.0  # seconds for one request
-PAGE_SIZE = 100
-MAX_PAGES = 10
+PAGE_SIZE = 100  # the most GitHub sends in one page
+# A listing follows GitHub's `Link: <url>; rel="next"` header from page to page, as the REST docs
+# ask (no Link, no more pages; a short page is no sign of the last one). MAX_PAGES bounds it: 50
+# pages of 100 are 5,000 pull requests, and 50 of the 1,000 requests an hour a workflow's
+# GITHUB_TOKEN may make. A listing that goes on past it raises GitHubError naming MAX_PAGES,
+# rather than being cut short in silence.
+MAX_PAGES = 50
 _TRAILER = re.compile(r"^Task-Id:[ \t]*(\S+)[ \t]*$", re.MULTILINE)
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 
@@ -51,23 +57,29 @@ class PullRequest:
     state: str  # "open" or "closed"
     merged: bool
     head: str  # branch name
-    head_sha: str
     base: str
     head_repository: str | None = None  # owner/name the branch lives in (a fork's, or ours)
 
     @classmethod
-    def from_api(cls, data: Mapping[str, Any]) -> PullRequest:
-        return cls(
-            number=int(data["number"]),
-            url=str(data["html_url"]),
-            title=str(data.get("title") or ""),
-            state=str(data["state"]),
-            merged=data.get("merged_at") is not None,
-            head=str(data["head"]["ref"]),
-            head_sha=str(data["head"]["sha"]),
-            base=str(data["base"]["ref"]),
-            head_repository=(data["head"].get("repo") or {}).get("full_name"),
-        )
+    def from_api(cls, data: Any) -> PullRequest:
+        """A pull request as the REST API describes it; GitHubError when it is not one."""
+        try:
+            return cls(
+                number=int(data["number"]),
+                url=str(data["html_url"]),
+                title=str(data.get("title") or ""),
+                state=str(data["state"]),
+                merged=data.get("merged_at") is not None,
+                head=str(data["head"]["ref"]),
+                base=str(data["base"]["ref"]),
+                head_repository=(data["head"].get("repo") or {}).get("full_name"),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as err:
+            raise GitHubError(
+                f"GitHub answered with a pull request this tool cannot read "
+                f"({type(err).__name__}: {err})",
+                0,
+            ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,26 +163,25 @@ class GitHub:
             )
         ]
 
-    def closed_unmerged_pulls(self, head: str) -> list[PullRequest]:
-        """PRs from `head` that were closed without being merged: a person said no."""
-        return [p for p in self.pulls_for(head, state="closed") if not p.merged]
-
-    def rejected_pulls(self, prefix: str = "autonomous/") -> list[PullRequest]:
-        """Every closed, unmerged PR from a branch under `prefix` of this repository.
+    def rejected_pulls(self, prefix: str = "autonomous/") -> Iterator[PullRequest]:
+        """The closed, unmerged PRs from a branch under `prefix` of this repository, most
+        recently updated first. Pages are asked for as the caller gets to them: one that stops
+        early spares the requests (and the rate limit) the rest would cost.
 
         A fork's branch may be named like ours, and anyone may open and close such a PR: only
         branches of this repository count.
         """
-        return [
-            pull
-            for item in self._pages(
-                f"/repos/{self.repository}/pulls",
-                {"state": "closed", "sort": "updated", "direction": "desc"},
-            )
-            if (pull := PullRequest.from_api(item)).head.startswith(prefix)
-            and not pull.merged
-            and pull.head_repository == self.repository
-        ]
+        for item in self._pages(
+            f"/repos/{self.repository}/pulls",
+            {"state": "closed", "sort": "updated", "direction": "desc"},
+        ):
+            pull = PullRequest.from_api(item)
+            if (
+                pull.head.startswith(prefix)
+                and not pull.merged
+                and pull.head_repository == self.repository
+            ):
+                yield pull
 
     def pull_task_ids(self, number: int) -> list[str]:
         """The `Task-Id:` trailers of a PR's commits, in order (GitHub keeps them after the
@@ -222,7 +233,7 @@ class GitHub:
         try:
             self._call(method, path, body=body)
         except GitHubError as err:
-            if err.status == 422:
+            if err.status == 422 or 200 <= err.status < 300:  # 2xx: accepted, however it reads
                 return True
             if err.status in (403, 404):
                 return False
@@ -231,18 +242,30 @@ class GitHub:
 
     # -- transport -------------------------------------------------------------------------------
 
-    def _pages(self, path: str, query: Mapping[str, str]) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
+    def _pages(self, path: str, query: Mapping[str, str]) -> Iterator[dict[str, Any]]:
+        """The items of a listing in GitHub's order, one page asked for at a time, when the
+        caller reaches it (see MAX_PAGES)."""
+        url = self._url(path, {**query, "per_page": str(PAGE_SIZE), "page": "1"})
         for page in range(1, MAX_PAGES + 1):
-            data = self._call(
-                "GET", path, query={**query, "per_page": str(PAGE_SIZE), "page": str(page)}
-            )
-            if not isinstance(data, list):
-                raise GitHubError(f"unexpected answer to GET {path}: not a list", 0)
-            items.extend(data)
-            if len(data) < PAGE_SIZE:
-                break
-        return items
+            what = f"GET {path}" + (f" (page {page})" if page > 1 else "")
+            data, link = self._request("GET", url, what)
+            if not isinstance(data, list) or not all(isinstance(item, dict) for item in data):
+                raise GitHubError(f"{what}: GitHub answered with something other than a list", 0)
+            yield from data
+            following = _next_page(link)
+            if following is None:
+                return
+            if not self._serves(following):  # the token goes with the request: ours only
+                raise GitHubError(
+                    f"{what}: the next page is at {following}, outside {self._api}; not followed",
+                    0,
+                )
+            url = following
+        raise GitHubError(
+            f"GET {path}: GitHub lists more than {MAX_PAGES} pages of {PAGE_SIZE}; the tool "
+            f"stops there (MAX_PAGES in {__name__}) rather than spend the hour's requests on it",
+            0,
+        )
 
     def _call(
         self,
@@ -252,9 +275,25 @@ class GitHub:
         query: Mapping[str, str] | None = None,
         body: Mapping[str, Any] | None = None,
     ) -> Any:
+        return self._request(method, self._url(path, query), f"{method} {path}", body)[0]
+
+    def _url(self, path: str, query: Mapping[str, str] | None) -> str:
+        return self._api + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
+
+    def _serves(self, url: str) -> bool:
+        """Whether `url` is under this client's API (GitHub's Link URLs may name another path,
+        `/repositories/<id>/...`, but never another host)."""
+        got, api = urllib.parse.urlsplit(url), urllib.parse.urlsplit(self._api)
+        return (got.scheme, got.netloc.lower()) == (api.scheme, api.netloc.lower()) and (
+            got.path.startswith(api.path.rstrip("/") + "/")
+        )
+
+    def _request(
+        self, method: str, url: str, what: str, body: Mapping[str, Any] | None = None
+    ) -> tuple[Any, str | None]:
+        """The decoded JSON answer and its Link header. `what` names the request in errors."""
         if self._token is None:
             raise UserError("no GitHub token: set GITHUB_TOKEN (or GH_TOKEN)")
-        url = self._api + path + (f"?{urllib.parse.urlencode(query)}" if query else "")
         headers = {
             "Accept": ACCEPT,
             "Authorization": f"Bearer {self._token}",
@@ -268,23 +307,77 @@ class GitHub:
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:
             with urllib.request.urlopen(request, timeout=TIMEOUT) as response:
+                status, answered = response.status, response.headers
                 raw = response.read()
         except urllib.error.HTTPError as err:
-            raise _refusal(method, path, err) from None
+            raise _refusal(what, err) from None
         except (urllib.error.URLError, TimeoutError, OSError) as err:
             reason = getattr(err, "reason", err)
-            raise GitHubError(f"{method} {path}: cannot reach {self._api}: {reason}", 0) from None
-        return json.loads(raw) if raw else None
+            raise GitHubError(f"{what}: cannot reach {self._api}: {reason}", 0) from None
+        except http.client.HTTPException as err:  # a body cut short, a line that is not HTTP
+            raise GitHubError(
+                f"{what}: the answer from {self._api} broke off or was not HTTP "
+                f"({err or type(err).__name__}); try again later",
+                0,
+            ) from None
+        return _decoded(what, status, answered.get("Content-Type"), raw), answered.get("Link")
 
 
-def _refusal(method: str, path: str, err: urllib.error.HTTPError) -> GitHubError:
+def _decoded(what: str, status: int, kind: str | None, raw: bytes) -> Any:
+    """The JSON of a successful answer. Anything else (a proxy's HTML page, an empty or cut-off
+    body) is a GitHubError that names the request, never a ValueError from deep inside."""
+    if not raw and status == 204:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:  # JSONDecodeError; UnicodeDecodeError for bytes that are not text
+        said = f"{status}, {kind or 'no Content-Type'}, " + (
+            _glimpse(raw) if raw else "an empty body"
+        )
+        raise GitHubError(
+            f"{what}: the answer is not JSON ({said}): GitHub, or a proxy on the way to it, "
+            "failed; try again later",
+            status,
+        ) from None
+
+
+def _glimpse(raw: bytes) -> str:
+    """A few words of a body that is not JSON: an HTML page's title, else how it starts."""
+    text = " ".join(raw[:2000].decode("utf-8", "replace").split())
+    title = re.search(r"<title[^>]*>(.*?)</title>", text, re.IGNORECASE)
+    if title and title[1].strip():
+        return f"a page titled {title[1].strip()[:80]!r}"
+    return f"{text[:60]!r}" + ("..." if len(text) > 60 else "")
+
+
+_LINK = re.compile(r"<([^>]*)>((?:\s*;\s*[^;,]*)*)")
+_REL = re.compile(r'\brel\s*=\s*"?([^";,]*)"?', re.IGNORECASE)
+
+
+def _next_page(header: str | None) -> str | None:
+    """The URL of `rel="next"` in a Link header (RFC 8288), as GitHub pages its listings."""
+    for found in _LINK.finditer(header or ""):
+        rel = _REL.search(found[2])
+        if rel and "next" in rel[1].lower().split():
+            return found[1]
+    return None
+
+
+def _refusal(what: str, err: urllib.error.HTTPError) -> GitHubError:
     """A message that says what GitHub said, and what to do where we know it."""
     try:
         data = json.loads(err.read() or b"{}")
-    except ValueError:
+    except (ValueError, OSError, http.client.HTTPException):  # a proxy's page, a body cut off
+        data = {}
+    if not isinstance(data, dict):
         data = {}
     said = str(data.get("message") or err.reason)
-    details = [str(e.get("message") or e.get("code")) for e in data.get("errors") or [] if e]
+    errors = data.get("errors")
+    details = [
+        str(e.get("message") or e.get("code")) if isinstance(e, dict) else str(e)
+        for e in (errors if isinstance(errors, list) else [])
+        if e
+    ]
     text = "; ".join([said, *details])
     hint = ""
     if err.code == 401:
@@ -296,7 +389,9 @@ def _refusal(method: str, path: str, err: urllib.error.HTTPError) -> GitHubError
         )
     elif err.code in (403, 404):
         hint = " (the token may lack the permission: contents and pull-requests write)"
-    return GitHubError(f"{method} {path}: {err.code} {text}{hint}", err.code)
+    elif err.code >= 500:
+        hint = " (GitHub, or a proxy on the way to it, failed; try again later)"
+    return GitHubError(f"{what}: {err.code} {text}{hint}", err.code)
 
 
 _GITHUB_URL = re.compile(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -119,7 +119,6 @@ class SessionResult:
     stopped: str | None = None  # why the session ended early (limits, usage limit, base gate)
     pr_body: str | None = None  # path of the rendered PR description
     gate_failed_on_base: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
     # How agents and gates were confined (a sentence); `unconfined` says when they were not.
     confinement: str = ""
     unconfined: bool = False

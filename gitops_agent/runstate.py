@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -101,7 +100,3 @@ def run_lock(state_dir: Path) -> Iterator[tuple[list[str], dict[str, Any] | None
         yield notes, leftover
     finally:
         lock.release()
-
-
-def elapsed_since(start: float) -> float:
-    return time.monotonic() - start

@@ -3,7 +3,11 @@ labelled as GitHub does it, for the few endpoints the tool calls.
 
 Unlike the replayed exchanges of tests/test_github.py it does not fix the order of requests, so
 whole runs (the console script, in a subprocess) can talk to it. It can be told to fail the next
-pull-request creations with a 500, as GitHub sometimes does.
+pull-request creations with a 500, as GitHub sometimes does. It pages a listing as GitHub does:
+`per_page` items, and a `Link` header whose rel="next" URL names the repository by its id.
+
+`raw_api` is the other kind of server: it answers every request with the same bytes, to stand for
+what is not GitHub's JSON (a proxy's HTML page, an empty body, one cut off).
 """
 
 from __future__ import annotations
@@ -15,12 +19,14 @@ import threading
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from testing.http import json_api
 
 TOKEN = "ghs_fake0000000000000000000000000000000"
 REPOSITORY = "octo-org/widgets"
+REPOSITORY_ID = 720458391  # GitHub's Link URLs name a repository by its id
 
 
 @dataclass
@@ -29,8 +35,9 @@ class FakeGitHub:
     url: str = ""  # http://127.0.0.1:<port>, once serving
     pulls: list[dict[str, Any]] = field(default_factory=list)
     labels: dict[int, list[str]] = field(default_factory=dict)
-    requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path)
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path with query)
     fail_creates: int = 0  # how many of the next POST .../pulls answer 500
+    next_base: str = ""  # where Link headers point, when not at this server itself
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def env(self) -> dict[str, str]:
@@ -46,28 +53,58 @@ class FakeGitHub:
 
     # -- the endpoints ---------------------------------------------------------------------
 
-    def answer(self, method: str, target: str, body: Any) -> tuple[int, Any]:
+    def answer(self, method: str, target: str, body: Any) -> tuple[int, Any, dict[str, str]]:
         url = urllib.parse.urlsplit(target)
         query = {k: v[-1] for k, v in urllib.parse.parse_qs(url.query).items()}
-        prefix = f"/repos/{self.repository}"
-        if not url.path.startswith(prefix):
-            return 404, {"message": "Not Found"}
+        prefix = next(
+            (
+                p
+                for p in (f"/repos/{self.repository}", f"/repositories/{REPOSITORY_ID}")
+                if url.path.startswith(p)
+            ),
+            None,
+        )
+        if prefix is None:
+            return 404, {"message": "Not Found"}, {}
         path = url.path.removeprefix(prefix)
         with self.lock:
-            self.requests.append((method, url.path))
+            self.requests.append((method, target))
             if path == "/pulls" and method == "POST":
-                return self._create(body)
+                return (*self._create(body), {})
             if path == "/pulls" and method == "GET":
-                return 200, self._list(query)
+                return self._list(query)
             if (found := re.fullmatch(r"/pulls/(\d+)", path)) and method == "PATCH":
-                return self._update(int(found[1]), body)
+                return (*self._update(int(found[1]), body), {})
             if re.fullmatch(r"/pulls/\d+/commits", path) and method == "GET":
-                return 200, []
+                return 200, [], {}
             if (found := re.fullmatch(r"/issues/(\d+)/labels", path)) and method == "POST":
                 names = self.labels.setdefault(int(found[1]), [])
                 names += [name for name in body["labels"] if name not in names]
-                return 200, [{"name": name} for name in names]
-        return 404, {"message": "Not Found"}
+                return 200, [{"name": name} for name in names], {}
+        return 404, {"message": "Not Found"}, {}
+
+    def add_closed(self, count: int, *, merged: int = 0, forks: int = 0) -> None:
+        """`count` closed pull requests from autonomous branches, oldest first: every
+        `merged`-th one merged and every `forks`-th one from a fork (0: none)."""
+        for n in range(1, count + 1):
+            number = len(self.pulls) + 1
+            head = f"autonomous/closed-{n:05d}"
+            fork = bool(forks) and n % forks == 0
+            self.pulls.append(
+                {
+                    "number": number,
+                    "html_url": f"https://github.com/{self.repository}/pull/{number}",
+                    "title": f"gitops-agent: closed {n}",
+                    "state": "closed",
+                    "merged_at": "2026-11-19T08:00:00Z" if merged and n % merged == 0 else None,
+                    "head": {
+                        "ref": head,
+                        "sha": "0" * 40,
+                        "repo": {"full_name": "someone/widgets" if fork else self.repository},
+                    },
+                    "base": {"ref": "main"},
+                }
+            )
 
     def _create(self, body: dict[str, Any]) -> tuple[int, Any]:
         if self.fail_creates > 0:
@@ -96,16 +133,29 @@ class FakeGitHub:
         self.pulls.append(pull)
         return 201, pull
 
-    def _list(self, query: dict[str, str]) -> list[dict[str, Any]]:
-        if query.get("page", "1") != "1":
-            return []
+    def _list(self, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        """Newest first, a page of `per_page` (30 unless asked, 100 at most, as GitHub does)."""
         state = query.get("state", "open")
         head = query.get("head", "").partition(":")[2]
-        return [
+        found = [
             p
             for p in reversed(self.pulls)
             if (state == "all" or p["state"] == state) and (not head or p["head"]["ref"] == head)
         ]
+        size, page = min(int(query.get("per_page", "30")), 100), int(query.get("page", "1"))
+        pages = max(1, -(-len(found) // size))
+        base = f"{self.next_base or self.url}/repositories/{REPOSITORY_ID}/pulls?"
+        links = []
+        if page < pages:
+            links.append(
+                f'<{base}{urllib.parse.urlencode({**query, "page": page + 1})}>; rel="next"'
+            )
+            links.append(f'<{base}{urllib.parse.urlencode({**query, "page": pages})}>; rel="last"')
+        return (
+            200,
+            found[(page - 1) * size : page * size],
+            {"Link": ", ".join(links)} if links else {},
+        )
 
     def _update(self, number: int, body: dict[str, Any]) -> tuple[int, Any]:
         for pull in self.pulls:
@@ -128,9 +178,52 @@ def serve(github: FakeGitHub | None = None) -> Iterator[FakeGitHub]:
     ) -> tuple[int, Any, Mapping[str, str]]:
         if headers.get("Authorization") != f"Bearer {TOKEN}":
             return 401, {"message": "Bad credentials"}, JSON
-        status, body = fake.answer(method, path, json.loads(raw or b"null"))
-        return status, body, JSON
+        status, body, headers = fake.answer(method, path, json.loads(raw or b"null"))
+        return status, body, {**JSON, **headers}
 
     with json_api(answer) as url:
         fake.url = url
         yield fake
+
+
+@dataclass
+class RawServer:
+    url: str = ""
+    requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path with query)
+
+
+@contextlib.contextmanager
+def raw_api(status: int, headers: Mapping[str, str], body: bytes) -> Iterator[RawServer]:
+    """Answer every request on 127.0.0.1 with `status`, `headers` and the bytes `body`, as they
+    are: a Content-Length in `headers` larger than `body` stands for an answer cut off."""
+    server_state = RawServer()
+
+    class Handler(BaseHTTPRequestHandler):
+        def _handle(self) -> None:
+            length = int(self.headers.get("Content-Length") or 0)
+            if length:
+                self.rfile.read(length)
+            server_state.requests.append((self.command, self.path))
+            self.send_response(status)
+            for key, value in headers.items():
+                self.send_header(key, value)
+            if "Content-Length" not in headers:
+                self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        do_GET = do_POST = do_PATCH = _handle
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        server_state.url = f"http://127.0.0.1:{server.server_address[1]}"
+        yield server_state
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
