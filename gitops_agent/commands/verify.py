@@ -220,7 +220,7 @@ def _confirm_marks(checking: Check, env: Mapping[str, str]) -> list[tuple[int, s
     else:
         try:
             found = rejected_tasks(repo, {task for _, task, _ in checking.marks}, env=env)
-        except (UserError, ValueError) as err:  # ValueError: an answer that is not JSON
+        except UserError as err:  # GitHub refused, or its answer could not be read
             cannot = f"GitHub could not be asked ({err})"
     problems = []
     for number, task_id, short in checking.marks:

@@ -357,7 +357,7 @@ class _Session:
         asked, silently (`doctor` covers that); a failure to ask is a note, never the end."""
         try:
             return rejected_tasks(self.repo, task_ids)
-        except (UserError, ValueError) as err:  # ValueError: an answer that is not JSON
+        except UserError as err:  # GitHub refused, or its answer could not be read
             self.listener.note(
                 "The session goes on without knowing which pull requests were closed without "
                 f"merging, because GitHub could not be asked ({err})."
