@@ -30,6 +30,15 @@ class ConstraintsError(UserError):
     """Something wrong in the constraints document."""
 
 
+class RefMovedError(UserError):
+    """A ref was not where we last read it: something else wrote it, so we did not move it.
+
+    A compare-and-swap that lost is the user's environment at work (another run, a person's
+    push), not a bug. Where a caller can read the ref again and retry, it catches this before
+    any `except UserError`.
+    """
+
+
 class Interrupted(BaseException):
     """SIGINT (Ctrl-C) or SIGTERM reached the tool: what runs is stopped, the session records
     what it did, and the command exits 128 + the signal's number.

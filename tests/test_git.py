@@ -194,9 +194,10 @@ def test_commit_tree_refuses_when_the_branch_moved_meanwhile(repo: Repo, user: P
     base = head(user)
     git(user, "commit", "-q", "--allow-empty", "-m", "elsewhere")
     git(user, "update-ref", "refs/heads/autonomous/t1", "main")
-    with pytest.raises(RefMovedError):
+    with pytest.raises(RefMovedError) as moved:
         repo.commit_tree("autonomous/t1", head(user, "main^{tree}"), base, "late", {})
     assert head(user, "autonomous/t1") == head(user, "main")
+    assert isinstance(moved.value, UserError)  # the user's doing: a message, not a crash
 
 
 def test_commit_tree_refuses_branches_that_are_not_ours_or_checked_out(
@@ -235,7 +236,7 @@ def test_commit_files_refuses_a_stale_expected_tip(repo: Repo, user: Path) -> No
         repo.commit_files("autonomous/memory", {"log.md": b"3\n"}, "Late", expected_tip=first)
     with pytest.raises(RefMovedError):
         repo.commit_files("autonomous/memory", {"log.md": b"3\n"}, "New", expected_tip=None)
-    with pytest.raises(UserError):
+    with pytest.raises(UserError, match="only branches under autonomous/"):
         repo.commit_files("notes", {"log.md": b"3\n"}, "Not ours")
 
 

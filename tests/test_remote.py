@@ -17,7 +17,6 @@ from gitops_agent.git.remote import (
     fetch_bundle,
     push,
     remote_branches,
-    remote_task_ids,
 )
 
 
@@ -84,20 +83,6 @@ def test_push_refuses_branches_that_are_not_ours(tmp_path: Path) -> None:
     repo, _ = with_remote(tmp_path)
     with pytest.raises(UserError, match="only branches under autonomous/"):
         push(Repo.open(repo), "origin", ["main"])
-
-
-def test_tasks_awaiting_review_on_the_remote_are_found_by_their_trailers(tmp_path: Path) -> None:
-    repo, remote = with_remote(tmp_path)
-    task_commit(repo, "autonomous/s1", "t1", "src/a.py", "a\n")
-    task_commit(repo, "autonomous/s1", "t2", "src/b.py", "b\n")
-    task_commit(repo, "autonomous/s2", "t3", "src/c.py", "c\n")
-    merged = task_commit(repo, "autonomous/s3", "t4", "src/d.py", "d\n")
-    git(repo, "merge", "-q", "--ff-only", merged)
-    git(repo, "push", "-q", "origin", "main", "autonomous/s1", "autonomous/s2", "autonomous/s3")
-    clone = tmp_path / "fresh"
-    git(tmp_path, "clone", "-q", str(remote), str(clone))
-    found = remote_task_ids(Repo.open(clone), "origin")
-    assert found == {"t1": "autonomous/s1", "t2": "autonomous/s1", "t3": "autonomous/s2"}
 
 
 def test_fetch_prunes_a_branch_deleted_on_the_remote(tmp_path: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from .repo import CommitInfo, RefMovedError, Repo, find_repo_root, init_repository
+from gitops_agent.errors import RefMovedError
+
+from .repo import CommitInfo, Repo, find_repo_root, init_repository
 from .workspace import Workspace
 
 __all__ = [

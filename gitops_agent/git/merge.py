@@ -9,12 +9,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import pygit2
 from pygit2.enums import MergeFavor
 
-from gitops_agent.errors import UserError
-
-from .repo import NO_TRAILERS, Repo, full_message
+from .repo import NO_TRAILERS, Repo
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,19 +21,17 @@ class MergeResult:
     tree: str | None
     conflicts: tuple[str, ...]
 
-    @property
-    def clean(self) -> bool:
-        return self.tree is not None
-
 
 def merge(repo: Repo, ours: str, theirs: str, *, union: bool = False) -> MergeResult:
     """Merge commit `theirs` into commit `ours` in memory.
 
     `union` keeps both sides' lines where they clash (right for append-only logs only).
     """
-    raw = repo._repo
+    raw = repo.raw
     favor = MergeFavor.UNION if union else MergeFavor.NORMAL
-    index = raw.merge_commits(repo._commit(ours).id, repo._commit(theirs).id, favor=favor)
+    index = raw.merge_commits(
+        repo.lookup_commit(ours).id, repo.lookup_commit(theirs).id, favor=favor
+    )
     if index.conflicts is not None:
         paths: set[str] = set()
         for ancestor, mine, other in index.conflicts:
@@ -53,17 +48,6 @@ def commit_merge(
     trailers: Mapping[str, str] = NO_TRAILERS,
 ) -> str:
     """A commit of `tree` with `parents`, on no branch yet (a branch is made or moved after)."""
-    raw = repo._repo
-    sig = repo._signature()
-    try:
-        tree_id = raw[tree].peel(pygit2.Tree).id
-    except (KeyError, ValueError) as err:
-        raise UserError(f"unknown tree {tree!r}", str(repo.root)) from err
-    parent_ids = [repo._commit(p).id for p in parents]
-    text = full_message(message, trailers)
-    return str(raw.create_commit(None, sig, sig, text, tree_id, parent_ids))
-
-
-def tree_of(repo: Repo, commit: str) -> str:
-    """The tree id of `commit`."""
-    return str(repo._commit(commit).tree_id)
+    tree_id = repo.lookup_tree(tree).id
+    parent_ids = [repo.lookup_commit(p).id for p in parents]
+    return str(repo.write_commit(tree_id, parent_ids, message, trailers))

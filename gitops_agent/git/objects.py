@@ -92,7 +92,7 @@ def new_commits(
 def files_of(repo: Repo, commit: str) -> dict[str, tuple[str, int]]:
     """Every file of a (well-formed) commit's tree: path -> (blob id, mode)."""
     found: dict[str, tuple[str, int]] = {}
-    pending = [("", repo._commit(commit).tree)]
+    pending = [("", repo.lookup_commit(commit).tree)]
     while pending:
         prefix, tree = pending.pop()
         for entry in tree:
@@ -108,14 +108,14 @@ def _reaches(repo: Repo, known: str, commit: str) -> bool:
     if known == commit:
         return True
     try:
-        return bool(repo._repo.descendant_of(known, commit))
+        return bool(repo.raw.descendant_of(known, commit))
     except (pygit2.GitError, KeyError, ValueError):
         return False  # not a commit libgit2 can read: not one of ours
 
 
 def read_commit(repo: Repo, commit: str) -> RawCommit:
     """The commit `commit` (which must be in the object database) as its bytes say."""
-    _kind, data = repo._repo.odb.read(commit)
+    _kind, data = repo.raw.odb.read(commit)
     head, _sep, message = data.partition(b"\n\n")
     headers: list[tuple[str, bytes]] = []
     for line in head.split(b"\n"):
@@ -153,7 +153,7 @@ def _subtrees(tree: RawTree) -> dict[bytes, str]:
 
 
 def _read_tree(repo: Repo, path: str, tree_id: str) -> RawTree:
-    odb = repo._repo.odb
+    odb = repo.raw.odb
     try:
         kind, data = odb.read(tree_id)
     except (KeyError, ValueError):  # ValueError: not an object id at all
@@ -176,7 +176,7 @@ def _read_tree(repo: Repo, path: str, tree_id: str) -> RawTree:
 
 def _kind(repo: Repo, oid: str) -> str | None:
     try:
-        kind, _size = repo._repo.odb.read_header(oid)
+        kind, _size = repo.raw.odb.read_header(oid)
     except (KeyError, ValueError):  # ValueError: not an object id at all
         return None
     return str(kind.name).lower()

@@ -11,7 +11,7 @@ import os
 import shutil
 import subprocess
 import urllib.parse
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,18 +19,11 @@ import pygit2
 from pygit2.enums import CredentialType, FetchPrune, FileMode, ReferenceType
 
 from gitops_agent.change import Change
-from gitops_agent.errors import UserError
+from gitops_agent.errors import RefMovedError, UserError
 from gitops_agent.files import write_atomic
 
-from .repo import (
-    OWN_PREFIX,
-    TOOL_REF_PREFIX,
-    CommitInfo,
-    RefMovedError,
-    Repo,
-    full_message,
-)
-from .workspace import _file_changes
+from .repo import OWN_PREFIX, TOOL_REF_PREFIX, CommitInfo, Repo
+from .workspace import file_changes
 
 TOKEN_VARIABLES = ("GITHUB_TOKEN", "GH_TOKEN")
 TOKEN_USER = "x-access-token"  # what GitHub expects as the user name beside a token
@@ -93,7 +86,7 @@ def push(
     """
     specs = []
     for branch in branches:
-        refname = _own_ref(repo, branch)
+        refname = repo.own_branch_ref(branch)
         if repo.branch_tip(branch) is None:
             raise UserError(f"branch {branch} does not exist; nothing was pushed", str(repo.root))
         specs.append(f"{refname}:{refname}")
@@ -128,7 +121,7 @@ def fetch_autonomous(
 
 def tracking_prefix(repo: Repo, remote: str) -> str:
     """Where the autonomous branches of `remote` (a name, path or URL) are kept once fetched."""
-    if remote in repo._repo.remotes.names():
+    if remote in repo.raw.remotes.names():
         return f"refs/remotes/{remote}/autonomous/"
     return f"{TOOL_REF_PREFIX}fetched/autonomous/"
 
@@ -143,7 +136,7 @@ def fetch_refs(repo: Repo, remote: str, specs: Sequence[str], *, token: str | No
     """
     url = _fetch_url(repo, remote)
     callbacks = _Callbacks(token if token is not None else token_from_env())
-    handle = repo._repo.remotes.create_anonymous(url)
+    handle = repo.raw.remotes.create_anonymous(url)
     fetch_head = repo.git_dir / "FETCH_HEAD"
     before = fetch_head.read_bytes() if fetch_head.is_file() else None
     try:
@@ -161,34 +154,12 @@ def remote_branches(repo: Repo, remote: str = "origin") -> dict[str, str]:
 
 def _tips_under(repo: Repo, prefix: str) -> dict[str, str]:
     tips: dict[str, str] = {}
-    for refname in repo._repo.references:
+    for refname in repo.raw.references:
         if refname.startswith(prefix):
-            ref = repo._repo.references[refname]
+            ref = repo.raw.references[refname]
             if ref.type == ReferenceType.DIRECT:
                 tips[f"autonomous/{refname.removeprefix(prefix)}"] = str(ref.target)
     return dict(sorted(tips.items()))
-
-
-def remote_task_ids(
-    repo: Repo, remote: str = "origin", *, base: str | None = None, skip: Iterable[str] = ()
-) -> dict[str, str]:
-    """Task id -> remote branch, for each task committed on a remote autonomous branch that is
-    not merged into `base` (default: HEAD): results that already await review there.
-
-    Reads the `Task-Id:` trailers of the commits the branch adds; `skip` names branches to leave
-    out (the memory branch, which holds no task commits, always is).
-    """
-    base_commit = repo.resolve_commit(base or "HEAD")
-    left_out = {"autonomous/memory", *skip}
-    found: dict[str, str] = {}
-    for branch, tip in remote_branches(repo, remote).items():
-        if branch in left_out or repo.is_merged(tip, base_commit):
-            continue
-        for commit in repo.commits_between(tip, base_commit):
-            task_id = commit.trailers.get("Task-Id")
-            if task_id:
-                found.setdefault(task_id, branch)
-    return found
 
 
 def adopt_remote_branch(repo: Repo, remote: str, branch: str) -> str:
@@ -197,8 +168,8 @@ def adopt_remote_branch(repo: Repo, remote: str, branch: str) -> str:
     Returns what happened: "absent" (no such remote branch), "created", "fast-forwarded",
     "kept" (local already has it all) or "diverged" (both moved; left as it was).
     """
-    _own_ref(repo, branch)
-    remote_ref = repo._repo.references.get(f"refs/remotes/{remote}/{branch}")
+    repo.own_branch_ref(branch)
+    remote_ref = repo.raw.references.get(f"refs/remotes/{remote}/{branch}")
     if remote_ref is None:
         return "absent"
     theirs = str(remote_ref.peel(pygit2.Commit).id)
@@ -216,13 +187,13 @@ def adopt_remote_branch(repo: Repo, remote: str, branch: str) -> str:
 
 def move_branch(repo: Repo, branch: str, target: str, *, expected: str) -> None:
     """Point our `branch` at `target` only if it still points at `expected` (compare-and-swap)."""
-    refname = _own_ref(repo, branch)
-    if repo._checked_out(refname):
+    refname = repo.own_branch_ref(branch)
+    if repo.is_checked_out(refname):
         raise UserError(f"{refname} is checked out; refusing to move it", str(repo.root))
-    ref = repo._repo.references.get(refname)
-    if ref is None or str(repo._direct_target(ref)) != expected:
+    ref = repo.raw.references.get(refname)
+    if ref is None or str(repo.direct_target(ref)) != expected:
         raise RefMovedError(f"branch {branch} is no longer at {expected}; left as it is")
-    oid = repo._commit(target).id
+    oid = repo.lookup_commit(target).id
     try:
         ref.set_target(oid, f"gitops-agent: {branch} moved to {str(oid)[:12]}")
     except (pygit2.GitError, OSError) as err:  # OSError: its lock file is there
@@ -271,10 +242,7 @@ def push_cas(
 def record_commit(repo: Repo, message: str, trailers: Mapping[str, str]) -> str:
     """A commit of the empty tree, with no parent and on no ref: a small record to push (a
     claim), whose `trailers` say what it records."""
-    raw = repo._repo
-    sig = repo._signature()
-    text = full_message(message, trailers)
-    return str(raw.create_commit(None, sig, sig, text, raw.TreeBuilder().write(), []))
+    return str(repo.write_commit(repo.raw.TreeBuilder().write(), [], message, trailers))
 
 
 # -- bundles (git CLI) ---------------------------------------------------------------------
@@ -288,18 +256,18 @@ def create_bundle(repo: Repo, path: Path, branches: Sequence[str]) -> list[str]:
     """
     known = [
         ref.peel(pygit2.Commit).id
-        for name in repo._repo.references
+        for name in repo.raw.references
         if name.startswith("refs/remotes/")
-        and (ref := repo._repo.references[name]).type == ReferenceType.DIRECT
+        and (ref := repo.raw.references[name]).type == ReferenceType.DIRECT
     ]
     carried = []
     for branch in branches:
-        _own_ref(repo, branch)
+        repo.own_branch_ref(branch)
         tip = repo.branch_tip(branch)
         if tip is None:
             raise UserError(f"branch {branch} does not exist", str(repo.root))
         oid = pygit2.Oid(hex=tip)
-        if not any(k == oid or repo._repo.descendant_of(k, oid) for k in known):
+        if not any(k == oid or repo.raw.descendant_of(k, oid) for k in known):
             carried.append(branch)
     if not carried:
         return []
@@ -357,17 +325,17 @@ def fetch_bundle(repo: Repo, path: Path, heads: Mapping[str, str]) -> None:
                 str(path),
             )
     finally:
-        for name in list(repo._repo.references):
+        for name in list(repo.raw.references):
             if name.startswith(INCOMING_PREFIX):
-                repo._repo.references.delete(name)
+                repo.raw.references.delete(name)
     for refname, oid in heads.items():
-        if pygit2.Oid(hex=oid) not in repo._repo.odb:
+        if pygit2.Oid(hex=oid) not in repo.raw.odb:
             raise UserError(f"the bundle lacks the commit {refname} points to", str(path))
 
 
 def incoming_commits(repo: Repo, tip: str, known: Sequence[str]) -> list[IncomingCommit]:
     """Commits reachable from `tip` but from none of the `known` commits, oldest first."""
-    raw = repo._repo
+    raw = repo.raw
     infos = repo.commits_between(tip, known)
     result = []
     for info in reversed(infos):
@@ -377,7 +345,7 @@ def incoming_commits(repo: Repo, tip: str, known: Sequence[str]) -> list[Incomin
         change = Change(
             base=info.parents[0] if info.parents else "",
             tree=str(new.id),
-            files=_file_changes(raw, old.peel(pygit2.Tree), new),
+            files=file_changes(raw, old.peel(pygit2.Tree), new),
         )
         result.append(IncomingCommit(info, change, _tree_paths(new)))
     return result
@@ -386,7 +354,7 @@ def incoming_commits(repo: Repo, tip: str, known: Sequence[str]) -> list[Incomin
 def merge_is_clean_of(repo: Repo, commit: str) -> bool:
     """Whether a two-parent commit's tree is exactly what merging its parents gives: a merge
     that adds nothing of its own."""
-    raw = repo._repo
+    raw = repo.raw
     found = raw[commit].peel(pygit2.Commit)
     if len(found.parents) != 2:
         return False
@@ -441,7 +409,7 @@ def _swap_local(
     except pygit2.GitError as err:
         raise UserError(f"cannot open the remote repository: {err}", str(path)) from err
     if new is not None:
-        _copy_objects(repo._repo, theirs, pygit2.Oid(hex=new))
+        _copy_objects(repo.raw, theirs, pygit2.Oid(hex=new))
     ref = theirs.references.get(refname)
     found = None if ref is None else str(ref.target)
     if found != expected:
@@ -505,8 +473,8 @@ def _restore_fetch_head(path: Path, before: bytes | None, url: str) -> None:
 
 def _fetch_url(repo: Repo, remote: str) -> str:
     """The URL to fetch from: a configured remote's, or the path or URL given."""
-    if remote in repo._repo.remotes.names():
-        url = repo._repo.remotes[remote].url
+    if remote in repo.raw.remotes.names():
+        url = repo.raw.remotes[remote].url
         if not url:
             raise UserError(f"the remote {remote!r} has no URL", str(repo.root))
     elif "://" in remote or remote.startswith("git@"):
@@ -521,26 +489,22 @@ def _fetch_url(repo: Repo, remote: str) -> str:
 
 def remote_url(repo: Repo, remote: str) -> str | None:
     """The URL of a configured remote (its push URL when set), or None when there is none."""
-    if remote not in repo._repo.remotes.names():
+    if remote not in repo.raw.remotes.names():
         return None
-    handle = repo._repo.remotes[remote]
+    handle = repo.raw.remotes[remote]
     url = handle.push_url or handle.url
     return None if url is None else str(url)
 
 
-def _own_ref(repo: Repo, branch: str) -> str:
-    return repo._own_branch_ref(branch)
-
-
 def _remote(repo: Repo, remote: str) -> pygit2.Remote:
-    if remote in repo._repo.remotes.names():
-        return repo._repo.remotes[remote]
+    if remote in repo.raw.remotes.names():
+        return repo.raw.remotes[remote]
     if "://" not in remote and not remote.startswith("git@"):
         path = Path(remote)
         if not path.exists():
             raise UserError("no such remote: neither a remote's name nor a path", remote)
         remote = str(path.resolve())
-    return repo._repo.remotes.create_anonymous(remote)
+    return repo.raw.remotes.create_anonymous(remote)
 
 
 def _show_url(remote: pygit2.Remote) -> str:

@@ -13,7 +13,7 @@ from typing import NamedTuple, TypeAlias
 import pygit2
 from pygit2.enums import FileMode, ReferenceType, SortMode
 
-from gitops_agent.errors import UserError
+from gitops_agent.errors import RefMovedError, UserError
 
 OWN_PREFIX = "refs/heads/autonomous/"
 TOOL_REF_PREFIX = "refs/gitops-agent/"
@@ -41,10 +41,6 @@ Edits: TypeAlias = Mapping[str, bytes | StoredBlob | None]
 _Nested: TypeAlias = "dict[str, bytes | StoredBlob | _Nested | None]"
 
 
-class RefMovedError(RuntimeError):
-    """A branch was not where we last read it: something else wrote it, so we did not move it."""
-
-
 @dataclass(frozen=True, slots=True)
 class CommitInfo:
     """One commit of a branch's history, with the trailers our commits carry."""
@@ -70,7 +66,8 @@ def find_repo_root(start: Path) -> Path | None:
 class Repo:
     """The user's repository; every write goes to objects or to refs under `autonomous/`.
 
-    `Workspace`, in this package, also uses the underscored helpers and the pygit2 handle.
+    The methods in the "for this package" section speak pygit2 (commits, trees, object ids):
+    `merge`, `objects`, `remote` and `workspace` build on them; nothing outside the package may.
     """
 
     def __init__(self, raw: pygit2.Repository, identity: tuple[str, str]) -> None:
@@ -127,28 +124,20 @@ class Repo:
 
     def resolve_commit(self, rev: str) -> str:
         """Commit id for a branch name (preferred over a tag of the same name) or any revision."""
-        return str(self._commit(rev).id)
-
-    def _commit(self, rev: str) -> pygit2.Commit:
-        refname = f"refs/heads/{rev}"
-        is_branch = pygit2.reference_is_valid_name(refname) and refname in self._repo.references
-        try:
-            return self._repo.revparse_single(refname if is_branch else rev).peel(pygit2.Commit)
-        except (KeyError, ValueError) as err:  # unknown, invalid, ambiguous, or not a commit
-            raise UserError(f"unknown commit or branch {rev!r}", str(self.root)) from err
+        return str(self.lookup_commit(rev).id)
 
     def read_blob(self, commit: str, path: str) -> bytes | None:
         """Content of a file (or a symlink's target) at `commit`; None when no file is there."""
         try:
-            entry = self._commit(commit).tree[path]
+            entry = self.lookup_commit(commit).tree[path]
         except KeyError:
             return None
         return entry.data if isinstance(entry, pygit2.Blob) else None
 
     def create_branch(self, name: str, target: str) -> None:
         """Create one of our branches; never overwrites, so a name already in use is an error."""
-        refname = self._own_branch_ref(name)
-        oid = self._commit(target).id
+        refname = self.own_branch_ref(name)
+        oid = self.lookup_commit(target).id
         try:
             self._repo.create_reference(refname, oid, False, "gitops-agent: branch created")
         except pygit2.AlreadyExistsError as err:
@@ -199,14 +188,14 @@ class Repo:
 
     def is_merged(self, commit: str, into: str) -> bool:
         """Whether `commit` is reachable from `into` (equal counts)."""
-        oid, into_oid = self._commit(commit).id, self._commit(into).id
+        oid, into_oid = self.lookup_commit(commit).id, self.lookup_commit(into).id
         return oid == into_oid or self._repo.descendant_of(into_oid, oid)
 
     def commits_between(self, tip: str, base: str | Sequence[str]) -> list[CommitInfo]:
         """Commits reachable from `tip` but from no `base` commit (one or several), newest first."""
-        walker = self._repo.walk(self._commit(tip).id, SortMode.TOPOLOGICAL | SortMode.TIME)
+        walker = self._repo.walk(self.lookup_commit(tip).id, SortMode.TOPOLOGICAL | SortMode.TIME)
         for known in [base] if isinstance(base, str) else base:
-            walker.hide(self._commit(known).id)
+            walker.hide(self.lookup_commit(known).id)
         return [
             CommitInfo(
                 id=str(c.id),
@@ -219,11 +208,7 @@ class Repo:
 
     def replace_in_tree(self, tree: str, files: Mapping[str, bytes | None]) -> str:
         """Id of a new tree: `tree` with `files` written (None deletes); nothing is checked out."""
-        try:
-            base = self._repo[tree].peel(pygit2.Tree)
-        except (KeyError, ValueError) as err:
-            raise UserError(f"unknown tree {tree!r}", str(self.root)) from err
-        return str(self._edit_tree(base, files))
+        return str(self.edit_tree(self.lookup_tree(tree), files))
 
     def commit_files(
         self,
@@ -238,13 +223,13 @@ class Repo:
 
         `expected_tip` (a full id, or None for "must not exist") guards against a concurrent writer.
         """
-        refname = self._own_branch_ref(branch)
+        refname = self.own_branch_ref(branch)
         ref = self._repo.references.get(refname)
-        tip = None if ref is None else self._direct_target(ref)
+        tip = None if ref is None else self.direct_target(ref)
         if expected_tip is not ... and expected_tip != (None if tip is None else str(tip)):
             raise RefMovedError(f"branch {branch} is at {tip}, expected {expected_tip}")
         base = None if tip is None else self._repo[tip].peel(pygit2.Tree)
-        tree = self._edit_tree(base, files)
+        tree = self.edit_tree(base, files)
         return self._commit_and_move(
             refname, ref, tree, [] if tip is None else [tip], message, trailers
         )
@@ -253,25 +238,22 @@ class Repo:
         self, branch: str, tree: str, parent: str, message: str, trailers: Mapping[str, str]
     ) -> str:
         """Commit `tree` on our existing branch, moving it only if its tip is still `parent`."""
-        refname = self._own_branch_ref(branch)
+        refname = self.own_branch_ref(branch)
         ref = self._repo.references.get(refname)
         if ref is None:
             raise UserError(f"branch {branch} does not exist", str(self.root))
-        parent_id = self._commit(parent).id
-        tip = self._direct_target(ref)
+        parent_id = self.lookup_commit(parent).id
+        tip = self.direct_target(ref)
         if tip != parent_id:
             raise RefMovedError(f"branch {branch} is at {tip}, expected {parent_id}")
-        try:
-            tree_id = self._repo[tree].peel(pygit2.Tree).id
-        except (KeyError, ValueError) as err:
-            raise UserError(f"unknown tree {tree!r}", str(self.root)) from err
+        tree_id = self.lookup_tree(tree).id
         return self._commit_and_move(refname, ref, tree_id, [parent_id], message, trailers)
 
     def tree_bytes(self, commit: str) -> int:
         """The size of every file of `commit`'s tree together: what a checkout of it takes."""
         odb = self._repo.odb
         total = 0
-        pending = [self._commit(commit).tree]
+        pending = [self.lookup_commit(commit).tree]
         while pending:
             for entry in pending.pop():
                 if entry.filemode == FileMode.TREE:
@@ -297,11 +279,9 @@ class Repo:
         at it; refuses (RefMovedError) when the ref already exists."""
         if not refname.startswith(TOOL_REF_PREFIX) or not pygit2.reference_is_valid_name(refname):
             raise ValueError(f"not one of the tool's own refs: {refname!r}")
-        sig = self._signature()
-        parent_id = self._commit(parent).id
+        parent_id = self.lookup_commit(parent).id
         tree_id = self._repo[tree].peel(pygit2.Tree).id
-        text = full_message(message, trailers)
-        oid = self._repo.create_commit(None, sig, sig, text, tree_id, [parent_id])
+        oid = self.write_commit(tree_id, [parent_id], message, trailers)
         try:
             self._repo.create_reference(refname, oid, False, "gitops-agent: keep attempt")
         except (pygit2.AlreadyExistsError, ValueError) as err:
@@ -328,76 +308,56 @@ class Repo:
         return True
 
     def tree_of(self, commit: str) -> str:
-        return str(self._commit(commit).tree_id)
+        return str(self.lookup_commit(commit).tree_id)
 
     def commit_message(self, commit: str) -> str:
-        return str(self._commit(commit).message)
+        return str(self.lookup_commit(commit).message)
 
     def commit_parent(self, commit: str) -> str | None:
-        parents = self._commit(commit).parent_ids
+        parents = self.lookup_commit(commit).parent_ids
         return str(parents[0]) if parents else None
 
     def patch(self, old: str, new: str) -> str:
         """The unified diff from commit `old` to commit `new`, as `git diff` prints it."""
-        diff = self._commit(old).tree.diff_to_tree(self._commit(new).tree)
+        diff = self.lookup_commit(old).tree.diff_to_tree(self.lookup_commit(new).tree)
         return str(diff.patch or "")
 
-    # -- internals -------------------------------------------------------------------------
+    # -- for this package: pygit2 objects, for merge, objects, remote and workspace ----------
 
-    def _branch_ref(self, name: str) -> str:
-        refname = f"refs/heads/{name}"
-        if not pygit2.reference_is_valid_name(refname):
-            raise UserError(f"invalid branch name {name!r}", str(self.root))
-        return refname
+    @property
+    def raw(self) -> pygit2.Repository:
+        """The pygit2 repository itself, for the other modules of this package only.
 
-    def _own_branch_ref(self, name: str) -> str:
-        refname = self._branch_ref(name)
-        if not refname.startswith(OWN_PREFIX):
-            raise UserError(
-                f"refusing to write branch {name!r}: only branches under autonomous/ are ours",
-                str(self.root),
-            )
-        return refname
+        `merge`, `objects`, `remote` and `workspace` use remotes, references, the object
+        database, diffs and in-memory merges in more ways than a method each would be worth.
+        What carries a rule of ours (which commit a name means, which refs are ours, who
+        commits) is a method below: use that instead. Outside this package, use neither.
+        """
+        return self._repo
 
-    def _direct_target(self, ref: pygit2.Reference) -> pygit2.Oid:
-        if ref.type != ReferenceType.DIRECT or not isinstance(ref.target, pygit2.Oid):
-            raise UserError(f"{ref.name} is a symbolic ref; refusing to move it", str(self.root))
-        return ref.target
-
-    def _signature(self) -> pygit2.Signature:
-        # Explicit: `default_signature` raises where no user.name is configured (CI).
-        return pygit2.Signature(*self._identity)
-
-    def _checked_out(self, refname: str) -> bool:
-        heads = [self.git_dir / "HEAD", *self.common_dir.glob("worktrees/*/HEAD")]
-        return any(h.read_text().strip() == f"ref: {refname}" for h in heads if h.is_file())
-
-    def _commit_and_move(
-        self,
-        refname: str,
-        ref: pygit2.Reference | None,
-        tree: pygit2.Oid,
-        parents: list[pygit2.Oid],
-        message: str,
-        trailers: Mapping[str, str],
-    ) -> str:
-        if self._checked_out(refname):
-            # Moving a checked-out branch shows the user the reverse change as staged.
-            raise UserError(f"{refname} is checked out; refusing to move it", str(self.root))
-        sig = self._signature()
-        text = full_message(message, trailers)
-        oid = self._repo.create_commit(None, sig, sig, text, tree, parents)
-        log = f"gitops-agent: {text.splitlines()[0]}"
+    def lookup_commit(self, rev: str) -> pygit2.Commit:
+        """The commit a branch name (preferred over a tag of the same name) or any revision
+        names; UserError when there is none."""
+        refname = f"refs/heads/{rev}"
+        is_branch = pygit2.reference_is_valid_name(refname) and refname in self._repo.references
         try:
-            if ref is None:
-                self._repo.create_reference(refname, oid, False, log)
-            else:
-                ref.set_target(oid, log)  # fails if the ref moved since `ref` was read
-        except (pygit2.GitError, OSError) as err:  # OSError: its lock file is there
-            raise RefMovedError(f"{refname} changed while committing; left as it is") from err
-        return str(oid)
+            return self._repo.revparse_single(refname if is_branch else rev).peel(pygit2.Commit)
+        except (KeyError, ValueError) as err:  # unknown, invalid, ambiguous, or not a commit
+            raise UserError(f"unknown commit or branch {rev!r}", str(self.root)) from err
 
-    def _edit_tree(self, base: pygit2.Tree | None, files: Edits) -> pygit2.Oid:
+    def lookup_tree(self, tree: str) -> pygit2.Tree:
+        """The tree with id `tree` (a commit's id gives its tree); UserError when there is none."""
+        try:
+            return self._repo[tree].peel(pygit2.Tree)
+        except (KeyError, ValueError) as err:
+            raise UserError(f"unknown tree {tree!r}", str(self.root)) from err
+
+    def create_blob(self, data: bytes) -> pygit2.Oid:
+        """Store `data` in the object database as a blob (no ref points at it yet)."""
+        return self._repo.create_blob(data)
+
+    def edit_tree(self, base: pygit2.Tree | None, files: Edits) -> pygit2.Oid:
+        """A new tree: `base` (None: an empty one) with `files` written, stored or deleted."""
         edits: _Nested = {}
         for path, data in files.items():
             parts = _split_path(path, str(self.root))
@@ -411,6 +371,74 @@ class Repo:
                 raise UserError(f"{path}: written as a file and a directory", str(self.root))
             node[parts[-1]] = data
         return self._edit(base, edits, "") or self._repo.TreeBuilder().write()
+
+    def write_commit(
+        self,
+        tree: pygit2.Oid,
+        parents: Sequence[pygit2.Oid],
+        message: str,
+        trailers: Mapping[str, str] = NO_TRAILERS,
+    ) -> pygit2.Oid:
+        """A commit of `tree` on `parents` by the tool's identity, on no ref yet."""
+        sig = self._signature()
+        text = full_message(message, trailers)
+        return self._repo.create_commit(None, sig, sig, text, tree, list(parents))
+
+    def own_branch_ref(self, name: str) -> str:
+        """`refs/heads/<name>` for one of our branches; UserError for any other name."""
+        refname = self._branch_ref(name)
+        if not refname.startswith(OWN_PREFIX):
+            raise UserError(
+                f"refusing to write branch {name!r}: only branches under autonomous/ are ours",
+                str(self.root),
+            )
+        return refname
+
+    def direct_target(self, ref: pygit2.Reference) -> pygit2.Oid:
+        """The commit `ref` points at; UserError for a symbolic ref, which we never move."""
+        if ref.type != ReferenceType.DIRECT or not isinstance(ref.target, pygit2.Oid):
+            raise UserError(f"{ref.name} is a symbolic ref; refusing to move it", str(self.root))
+        return ref.target
+
+    def is_checked_out(self, refname: str) -> bool:
+        """Whether HEAD of the main work tree or of a linked one names `refname`."""
+        heads = [self.git_dir / "HEAD", *self.common_dir.glob("worktrees/*/HEAD")]
+        return any(h.read_text().strip() == f"ref: {refname}" for h in heads if h.is_file())
+
+    # -- internals -------------------------------------------------------------------------
+
+    def _branch_ref(self, name: str) -> str:
+        refname = f"refs/heads/{name}"
+        if not pygit2.reference_is_valid_name(refname):
+            raise UserError(f"invalid branch name {name!r}", str(self.root))
+        return refname
+
+    def _signature(self) -> pygit2.Signature:
+        # Explicit: `default_signature` raises where no user.name is configured (CI).
+        return pygit2.Signature(*self._identity)
+
+    def _commit_and_move(
+        self,
+        refname: str,
+        ref: pygit2.Reference | None,
+        tree: pygit2.Oid,
+        parents: list[pygit2.Oid],
+        message: str,
+        trailers: Mapping[str, str],
+    ) -> str:
+        if self.is_checked_out(refname):
+            # Moving a checked-out branch shows the user the reverse change as staged.
+            raise UserError(f"{refname} is checked out; refusing to move it", str(self.root))
+        oid = self.write_commit(tree, parents, message, trailers)
+        log = f"gitops-agent: {message.strip().splitlines()[0]}"  # the commit's title
+        try:
+            if ref is None:
+                self._repo.create_reference(refname, oid, False, log)
+            else:
+                ref.set_target(oid, log)  # fails if the ref moved since `ref` was read
+        except (pygit2.GitError, OSError) as err:  # OSError: its lock file is there
+            raise RefMovedError(f"{refname} changed while committing; left as it is") from err
+        return str(oid)
 
     def _edit(self, tree: pygit2.Tree | None, edits: _Nested, prefix: str) -> pygit2.Oid | None:
         """Apply `edits` to `tree`; None when the result is empty (git keeps no empty dirs)."""
@@ -438,7 +466,7 @@ class Repo:
             else:
                 keep_x = current is not None and current.filemode == FileMode.BLOB_EXECUTABLE
                 mode = FileMode.BLOB_EXECUTABLE if keep_x else FileMode.BLOB
-                builder.insert(name, self._repo.create_blob(edit), mode)
+                builder.insert(name, self.create_blob(edit), mode)
         return builder.write() if len(builder) else None
 
 

@@ -131,8 +131,8 @@ class Workspace:
 
         Only what differs is rewritten; a changed file is replaced, never written through.
         """
-        target = self._user._commit(commit)
-        tree_obj = target.tree if tree is None else self._user._repo[tree].peel(pygit2.Tree)
+        target = self._user.lookup_commit(commit)
+        tree_obj = target.tree if tree is None else self._user.raw[tree].peel(pygit2.Tree)
         flat = self._flat_of(tree_obj)
         self.path.mkdir(parents=True, exist_ok=True)
         same_paths = flat.keys() == self._flat.keys()
@@ -222,7 +222,7 @@ class Workspace:
             and known.sig[4] < self._stamp
         ):
             return True
-        if st.st_size != self._user._repo[oid].peel(pygit2.Blob).size:
+        if st.st_size != self._user.raw[oid].peel(pygit2.Blob).size:
             return False
         data = _read(path, st)
         if data is None or pygit2.hash(data) != oid:
@@ -232,7 +232,7 @@ class Workspace:
 
     def _write(self, rel: str, oid: pygit2.Oid, mode: int) -> None:
         path = self.path / rel
-        data = self._user._repo[oid].peel(pygit2.Blob).data
+        data = self._user.raw[oid].peel(pygit2.Blob).data
         if mode == SYMLINK_MODE:
             os.symlink(os.fsdecode(data), path)
         else:
@@ -333,7 +333,7 @@ class Workspace:
                 if data is None:
                     refusals.append(Refusal(rel, "it changed while it was read"))
                     continue
-                oid = self._user._repo.create_blob(data)
+                oid = self._user.create_blob(data)
                 self._known[rel] = _Known(oid, mode, _signature(st))
             extras.pop()
             held[rel] = (oid, mode)
@@ -350,13 +350,13 @@ class Workspace:
     def change(self, edits: dict[str, StoredBlob | None]) -> Change:
         """The tree with `edits` applied to the directory's tree, and what differs, per file."""
         assert self._tree is not None, "reset() first"
-        user = self._user
+        raw = self._user.raw
         deleted = {p: None for p, e in edits.items() if e is None}
         written = {p: e for p, e in edits.items() if e is not None}
         # Deletions first, so that a file may become a directory and the reverse.
-        emptied = user._repo[user._edit_tree(self._tree, deleted)].peel(pygit2.Tree)
-        tree = user._repo[user._edit_tree(emptied, written)].peel(pygit2.Tree)
-        files = _file_changes(user._repo, self._tree, tree)
+        emptied = raw[self._user.edit_tree(self._tree, deleted)].peel(pygit2.Tree)
+        tree = raw[self._user.edit_tree(emptied, written)].peel(pygit2.Tree)
+        files = file_changes(raw, self._tree, tree)
         return Change(base=self._commit, tree=str(tree.id), files=files)
 
     def remove(self) -> None:
@@ -501,9 +501,10 @@ def _make_parents(root: Path, rel: str) -> None:
         (root / parent).mkdir(parents=True, exist_ok=True)
 
 
-def _file_changes(
+def file_changes(
     repo: pygit2.Repository, old: pygit2.Tree, new: pygit2.Tree
 ) -> tuple[FileChange, ...]:
+    """What differs from `old` to `new`, per file (renames found), as a Change lists it."""
     diff = old.diff_to_tree(new, flags=DiffOption.INCLUDE_TYPECHANGE)
     diff.find_similar(flags=DiffFind.FIND_RENAMES)
     changes = []
