@@ -19,8 +19,8 @@ from croniter import croniter  # type: ignore[import-untyped]
 from gitops_agent.errors import UserError
 from gitops_agent.gate import resolve_gate
 from gitops_agent.git import Repo
-from gitops_agent.git.remote import DEFAULT_REMOTE
-from gitops_agent.github import WORKFLOW_PATH
+from gitops_agent.git.remote import DEFAULT_REMOTE, remote_url
+from gitops_agent.github import WORKFLOW_PATH, repository_from_url
 from gitops_agent.memory import load_sessions, zone_of
 from gitops_agent.policy.eligibility import QueueStats, Verdict, queue_name, queue_stats
 from gitops_agent.policy.eligibility import verdicts as check
@@ -135,6 +135,8 @@ class Brief:
     base: str | None
     repository: str  # the repository's directory name, for titles
     recent: tuple[SessionResult, ...]  # the sessions the success rate covers, newest first
+    chart: Chart | None = None  # the track record of the last CHART_SESSIONS sessions
+    web: str | None = None  # the repository's web page (GitHub), for links; None: no links
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -274,6 +276,7 @@ def gather(
         verdicts=verdicts,
         awaiting=awaiting,
         scheduled=scheduled,
+        web=web_page(repo),
         places=places_of(repo, committed, view.base_commit, awaiting),
         base=view.base,
         plan_problem=view.problem,
@@ -297,6 +300,7 @@ def build_brief(
     plan_problem: str | None,
     places: Mapping[str, Place] | None = None,
     scheduled: bool = True,
+    web: str | None = None,
     repository: str,
     since: datetime | None,
     window: int,
@@ -326,7 +330,7 @@ def build_brief(
             Problem(
                 ProblemKind.GATE_FAILED_ON_BASE,
                 f"The quality gate fails on `{last.base}` itself (session {last.session}, "
-                f"at {last.base_commit[:7]}): no change can be committed until a person "
+                f"at `{last.base_commit[:7]}`): no change can be committed until a person "
                 "fixes the base.",
             )
         )
@@ -360,6 +364,8 @@ def build_brief(
         base=base,
         repository=repository,
         recent=tuple(sessions[:window]),
+        chart=track_record(sessions[:CHART_SESSIONS], zone) if sessions else None,
+        web=web,
     )
 
 
@@ -380,6 +386,71 @@ def is_successful(session: SessionResult) -> bool:
     if session.count(Outcome.COMMITTED):
         return True
     return not session.count(Outcome.ROLLED_BACK) and session.stopped is None
+
+
+CHART_SESSIONS = 30  # how many sessions the page's track record draws
+
+
+@dataclass(frozen=True, slots=True)
+class ChartBar:
+    """One session in the track record: where its two bars stand (the page's SVG units)."""
+
+    session: str
+    label: str  # its start, for the tooltip
+    x: float
+    rate: float | None  # committed / (committed + rolled back); None: no task ran
+    rate_height: float
+    minutes: float
+    minutes_height: float
+    committed: int
+    rolled_back: int
+
+
+@dataclass(frozen=True, slots=True)
+class Chart:
+    """Success rate and duration per session, oldest first, laid out for an inline SVG."""
+
+    bars: tuple[ChartBar, ...]
+    width: float  # of each bar
+    longest: float  # minutes of the longest session: the top of the duration scale
+
+    HEIGHT = 70.0  # of each of the two panels
+    WIDTH = 600.0
+
+
+def track_record(sessions: Sequence[SessionResult], zone: tzinfo) -> Chart:
+    """The chart of `sessions` (newest first, as recorded), drawn oldest first."""
+    ordered = list(reversed(sessions))
+    slot = Chart.WIDTH / max(len(ordered), 1)
+    minutes = [
+        max(0.0, (parse_time(s.finished) - parse_time(s.started)).total_seconds() / 60)
+        for s in ordered
+    ]
+    longest = max([*minutes, 1.0])
+    bars = []
+    for n, (session, spent) in enumerate(zip(ordered, minutes, strict=True)):
+        committed, rolled = session.count(Outcome.COMMITTED), session.count(Outcome.ROLLED_BACK)
+        rate = committed / (committed + rolled) if committed + rolled else None
+        bars.append(
+            ChartBar(
+                session=session.session,
+                label=localtime(parse_time(session.started), zone),
+                x=round(n * slot + slot * 0.15, 2),
+                rate=rate,
+                rate_height=round((rate or 0.0) * Chart.HEIGHT, 2),
+                minutes=round(spent, 1),
+                minutes_height=round(spent / longest * Chart.HEIGHT, 2),
+                committed=committed,
+                rolled_back=rolled,
+            )
+        )
+    return Chart(tuple(bars), round(slot * 0.7, 2), round(longest, 1))
+
+
+def web_page(repo: Repo) -> str | None:
+    """https://github.com/OWNER/NAME for a repository whose origin is on GitHub, else None."""
+    found = repository_from_url(remote_url(repo, DEFAULT_REMOTE))
+    return f"https://github.com/{found}" if found else None
 
 
 def needs_human(sessions: Sequence[SessionResult]) -> list[Problem]:

@@ -104,8 +104,8 @@ def test_the_brief_says_what_happened_to_every_task_and_why(
         "(1 attempt, 7 min; 2 files)"
     ) in text
     assert (
-        "- **task_5** Add password hashing function: The quality gate failed after 3 attempts. "
-        "(3 attempts, 13 min)"
+        "- **task_5** Add password hashing function (3 attempts, 13 min): The quality gate "
+        "failed after 3 attempts."
     ) in text
     assert "  - It changed `pyproject.toml`, a protected file." in text
     assert "  ```text\n  tests/test_hash.py::test_salt FAILED\n" in text
@@ -183,7 +183,7 @@ def test_a_gate_failing_on_the_base_needs_a_person_and_is_no_success(tmp_path: P
     assert ProblemKind.GATE_FAILED_ON_BASE in kinds
     assert ProblemKind.HEARTBEAT in kinds
     text = to_markdown(brief)
-    assert "The quality gate fails on `main` itself (session s-base-0, at 05e1dc9)" in text
+    assert "The quality gate fails on `main` itself (session s-base-0, at `05e1dc9`)" in text
     assert (
         "⚠️ No successful session for 3 days (the last finished 2026-11-20 02:10 UTC); "
         "the schedule `0 2 * * *` (UTC) expects one every day."
@@ -427,6 +427,29 @@ def test_the_page_renders_in_a_real_browser(night: tuple[Path, SessionResult]) -
         assert task_id in dom.stdout
     assert "Needs a person" in dom.stdout
 
+    # Laid out by the browser at a phone's width and a desktop's: the track record is drawn,
+    # and nothing is wider than the window (a long path or table would make it scroll).
+    probe = root.parent / "probe.html"
+    probe.write_text(
+        page.read_text(encoding="utf-8").replace(
+            "</body>",
+            "<script>const chart = document.querySelector('svg.chart');"
+            "document.body.dataset.wide = document.documentElement.scrollWidth;"
+            "document.body.dataset.window = window.innerWidth;"
+            "document.body.dataset.chart = chart ? chart.getBoundingClientRect().width : 0;"
+            "document.body.dataset.bars = document.querySelectorAll('svg.chart rect').length;"
+            "</script></body>",
+        ),
+        encoding="utf-8",
+    )
+    for width in (420, 1200):
+        laid = chromium("--dump-dom", f"--window-size={width},900", probe.as_uri())
+        assert laid.returncode == 0, laid.stderr[-2000:]
+        found = dict(re.findall(r'data-(wide|window|chart|bars)="([0-9.]+)"', laid.stdout))
+        assert float(found["chart"]) > 0.5 * float(found["window"]), found
+        assert int(found["bars"]) >= 2
+        assert float(found["wide"]) <= float(found["window"]), f"overflow at {width}: {found}"
+
     shot = root.parent / "report.png"
     taken = chromium(f"--screenshot={shot}", "--window-size=1200,1400", page.as_uri())
     assert taken.returncode == 0, taken.stderr[-2000:]
@@ -459,3 +482,16 @@ def test_without_a_schedule_the_heartbeat_says_so_and_is_never_loud(tmp_path: Pa
     assert not brief.heartbeat.overdue
     assert "no schedule is set up" in brief.heartbeat.message
     assert "expects" not in brief.heartbeat.message
+
+
+def test_commits_and_branches_link_to_github_where_the_remote_is_there(
+    night: tuple[Path, SessionResult],
+) -> None:
+    root, last = night
+    assert 'href="https://github.com/' not in to_html(brief_at(root, NOW))  # no remote: no link
+    git(root, "remote", "add", "origin", "https://github.com/octo-org/widgets.git")
+    page = to_html(brief_at(root, NOW))
+    commit = last.tasks[0].commit
+    assert f'href="https://github.com/octo-org/widgets/commit/{commit}"' in page
+    assert 'href="https://github.com/octo-org/widgets/tree/autonomous/s-last"' in page
+    assert "pulls?q=is%3Apr%20head%3Aautonomous/s-last" in page
