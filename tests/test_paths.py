@@ -1,9 +1,13 @@
-"""Gitignore-like globs and approved directories: the path rules every changed file goes through."""
+"""Gitignore globs and approved directories: the path rules every changed file goes through."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+from pathlib import Path
+
 import pytest
-from hypothesis import given
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from gitops_agent.constraints import DEFAULT_PROTECTED
@@ -16,6 +20,9 @@ NAME = st.text(
     max_size=8,
 ).filter(lambda s: s not in (".", ".."))
 PATH = st.lists(NAME, min_size=1, max_size=5).map("/".join)
+# Names gitignore reads literally: not a comment or a negation, no trailing space (dropped).
+LITERAL = NAME.filter(lambda s: s[0] not in "#!" and s == s.rstrip())
+LITERAL_PATH = st.lists(LITERAL, min_size=1, max_size=5).map("/".join)
 
 
 @pytest.mark.parametrize("path", [".env", "config/.env", "a/b/c/.env"])
@@ -72,6 +79,8 @@ def test_trailing_slash_means_a_directory_and_everything_under_it() -> None:
     assert matches("build/", "pkg/build/out.o")  # no other "/": a directory name at any depth
     assert not matches("src/", "src")  # a file named src is not the directory
     assert not matches("src/", "src.py")
+    assert matches("src/**/", "src/pkg/a.py")  # a directory below src, as in git
+    assert not matches("src/**/", "src/a.py")
 
 
 def test_a_matched_directory_takes_its_contents_along_as_in_gitignore() -> None:
@@ -84,8 +93,10 @@ def test_brackets_are_character_classes_that_never_match_a_slash() -> None:
     assert matches("file[0-9].txt", "file7.txt")
     assert not matches("file[0-9].txt", "fileX.txt")
     assert matches("file[!0-9].txt", "fileX.txt")
-    assert not matches("a[/]b", "a/b")
-    assert matches("a[b", "a[b")  # unclosed: literal
+    assert not matches("a[!x]b", "a/b")  # pathspec alone would match: "[^x]" takes "/"
+    assert not matches("a[+-0]b", "a/b")  # a range around "/" does not take it either
+    assert matches("a[+-0]b", "a.b")
+    assert matches(r"a\[b", "a[b")
 
 
 def test_backslash_escapes_glob_characters() -> None:
@@ -103,12 +114,52 @@ def test_empty_pattern_is_reported_not_matched() -> None:
         matches("", "a")
 
 
-@given(name=NAME, path=PATH)
+@pytest.mark.parametrize(
+    ("pattern", "reason"),
+    [
+        ("", "empty pattern"),
+        ("/", "empty pattern"),
+        ("//", "empty pattern"),
+        ("   ", "empty pattern"),
+        ("a//b", "empty path component"),
+        ("#notes.md", "comment"),
+        ("!src/keep.py", "negation"),
+        ("src/**.py", "whole component"),  # git: "src/*.py", not the recursive glob it looks like
+        ("a**b", "whole component"),
+        ("***/x", "whole component"),  # git reads it as "**/x", pathspec as "*/x"
+        ("a[b", "unclosed '['"),  # git drops it; a literal one is written a\\[b
+        ("a[/]b", "unclosed '['"),  # "/" ends the component first; git matches nothing
+        ("file[[:digit:]].txt", "character class names"),
+        ("a\\", "malformed pattern"),  # a trailing backslash escapes nothing
+    ],
+)
+def test_patterns_gitignore_would_not_read_as_one_match_are_refused(
+    pattern: str, reason: str
+) -> None:
+    error = pattern_error(pattern)
+    assert error is not None and reason in error
+    with pytest.raises(ValueError):
+        matches(pattern, "a")
+
+
+def test_escaped_comment_and_negation_characters_are_literal() -> None:
+    assert matches(r"\#notes.md", "docs/#notes.md")
+    assert matches(r"\!keep", "!keep")
+    assert not matches(r"\!keep", "keep")
+
+
+def test_trailing_spaces_are_dropped_as_gitignore_does() -> None:
+    assert matches("secrets.txt  ", "secrets.txt")
+    assert matches(r"a\ ", "a ")  # an escaped space stays
+    assert not matches(r"a\ ", "a")
+
+
+@given(name=LITERAL, path=PATH)
 def test_a_plain_name_matches_exactly_the_paths_with_that_component(name: str, path: str) -> None:
     assert matches(name, path) == (name in path.split("/"))
 
 
-@given(anchored=PATH, path=PATH)
+@given(anchored=LITERAL_PATH, path=PATH)
 def test_a_plain_anchored_path_matches_itself_and_its_contents(anchored: str, path: str) -> None:
     pattern = "dir/" + anchored
     candidate = "dir/" + path
@@ -116,11 +167,94 @@ def test_a_plain_anchored_path_matches_itself_and_its_contents(anchored: str, pa
     assert matches(pattern, candidate) == expected
 
 
-@given(directory=NAME, stem=NAME, sub=NAME)
+@given(directory=LITERAL, stem=NAME, sub=NAME)
 def test_star_never_crosses_a_slash(directory: str, stem: str, sub: str) -> None:
     assert matches(f"{directory}/*.q", f"{directory}/{stem}.q")
     # Deeper only through a directory that itself matches, as gitignore does.
     assert matches(f"{directory}/*.q", f"{directory}/{sub}/{stem}.q") == sub.endswith(".q")
+
+
+# Pattern components built from glob pieces, and paths over the names they can match.
+GLOB_COMPONENT = st.one_of(
+    st.just("**"),
+    st.lists(
+        st.sampled_from(["a", "b", ".", "*", "?", "[ab]", "[!a]", "[a-c]", "[+-0]", "\\*"]),
+        min_size=1,
+        max_size=3,
+    ).map("".join),
+)
+GLOB = st.builds(
+    lambda lead, parts, trail: lead + "/".join(parts) + trail,
+    st.sampled_from(["", "/"]),
+    st.lists(GLOB_COMPONENT, min_size=1, max_size=3),
+    st.sampled_from(["", "/"]),
+)
+GIT_PATHS = st.lists(
+    st.lists(
+        st.sampled_from(["a", "b", "c", "ab", "ba", "bb", ".a", "a.b", "*", "+", "0"]),
+        min_size=1,
+        max_size=4,
+    ).map("/".join),
+    min_size=1,
+    max_size=20,
+    unique=True,
+)
+
+
+@pytest.fixture(scope="module")
+def ignore_repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    repo = tmp_path_factory.mktemp("ignore")
+    subprocess.run(["git", "init", "-q", str(repo)], check=True, env=_GIT_ENV, timeout=30)
+    return repo
+
+
+# No user or system configuration: a global excludes file would answer for us.
+_GIT_ENV = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_NOSYSTEM": "1"}
+
+
+def git_ignores(repo: Path, pattern: str, paths: list[str]) -> set[str]:
+    """The paths real git would ignore with `pattern` as the only line of a .gitignore."""
+    (repo / ".gitignore").write_text(pattern + "\n")
+    done = subprocess.run(
+        ["git", "check-ignore", "--no-index", "--stdin", "-z"],
+        cwd=repo,
+        env=_GIT_ENV,
+        input="".join(p + "\0" for p in paths),
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert done.returncode in (0, 1), done.stderr  # 1: none ignored
+    return set(done.stdout.split("\0")) - {""}
+
+
+@settings(deadline=None, max_examples=150)
+@given(pattern=GLOB, paths=GIT_PATHS)
+def test_a_usable_pattern_matches_what_git_check_ignore_ignores(
+    ignore_repo: Path, pattern: str, paths: list[str]
+) -> None:
+    assume(pattern_error(pattern) is None)
+    assert {p for p in paths if matches(pattern, p)} == git_ignores(ignore_repo, pattern, paths)
+
+
+def test_every_default_protected_pattern_matches_what_git_ignores(ignore_repo: Path) -> None:
+    paths = [
+        ".github/workflows/ci.yml",
+        "vendor/.github/x.yml",
+        "Makefile",
+        "src/Makefile",
+        "a/requirements/dev.in",
+        "requirements-dev.txt",
+        "app/.env.local",
+        "config/.env/production",
+        ".envrc",
+        "docs/.env-notes.md",
+        "docker-compose.prod.yml",
+        "src/main.py",
+    ]
+    for pattern in DEFAULT_PROTECTED:
+        expected = git_ignores(ignore_repo, pattern, paths)
+        assert {p for p in paths if matches(pattern, p)} == expected, pattern
 
 
 def test_approved_dir_approves_what_is_under_it_only() -> None:
