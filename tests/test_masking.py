@@ -376,7 +376,7 @@ def test_a_run_writes_the_secret_of_its_environment_nowhere(
         assert SECRET not in text, f"the secret is in the {name}"
     day = next(name for name in written if name.startswith("memory/"))
     assert "leaked: ***" in written[day]  # the gate's output, masked
-    assert "Use the key *** in bad" in written["pr body"]
+    assert r"Use the key \*\*\* in bad" in written["pr body"]  # masked, then escaped
     report = cli("report", cwd=repo, env=env)
     assert report.returncode == 0 and SECRET not in report.stdout + report.stderr
     assert run(cli, repo, env=env)  # a second run, reading the records back, still works
