@@ -63,8 +63,21 @@ def _root(
         bool,
         typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
+    quiet: Annotated[
+        bool,
+        typer.Option(
+            "--quiet",
+            "-q",
+            help="Print nothing for people but errors (progress, tables and notes go); "
+            "--json output and exit statuses are unchanged.",
+        ),
+    ] = False,
 ) -> None:
     """Run coding agents on your repository from a markdown plan, safely."""
+    if quiet:
+        from gitops_agent.console import err
+
+        err.quiet = True  # errors are printed by the error handler, not through this console
 
 
 @app.command()

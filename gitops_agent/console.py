@@ -144,6 +144,16 @@ def _progress_every() -> float:
         return 60.0
 
 
+# How a phase is said to people (the run state file keeps the short names).
+_PHASE_WORDS = {
+    "agent": "agent working",
+    "command": "running the command",
+    "inspect": "inspecting the change",
+    "gate": "running the gate",
+    "commit": "committing",
+}
+
+
 class ConsoleListener(Listener):
     """Progress on stderr: which task, which phase, attempt n of m, then each outcome. While an
     agent works: the elapsed time and its last line of output, updated in place on a terminal,
@@ -162,10 +172,11 @@ class ConsoleListener(Listener):
 
     def phase(self, task: Task, phase: str, attempt: int, attempts: int) -> None:
         self._clear()
-        self._label = f"{task.id} attempt {attempt} of {attempts}: {phase}"
+        words = _PHASE_WORDS.get(phase, phase)
+        self._label = f"{task.id} attempt {attempt} of {attempts}: {words}"
         self._since = self._said = time.monotonic()
         self._last = ""
-        err.print(f"[dim]{task.id}[/dim] attempt {attempt} of {attempts}: {phase}…")
+        err.print(f"[dim]{task.id}[/dim] attempt {attempt} of {attempts}: {words}…")
 
     def output(self, task_id: str, text: str) -> None:
         lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]

@@ -428,7 +428,9 @@ def test_a_long_task_shows_its_elapsed_time_and_last_output_line_in_a_log(
         "run", "--agent-command", agent, cwd=repo, env={"GITOPS_AGENT_PROGRESS_SECONDS": "1"}
     )
     assert result.returncode == 0, result.stderr
-    progress = [line for line in result.stderr.splitlines() if "t1 attempt 1 of 3: agent, " in line]
+    progress = [
+        line for line in result.stderr.splitlines() if "t1 attempt 1 of 3: agent working, " in line
+    ]
     assert progress, result.stderr
     assert any(
         line.endswith(": writing the change") or line.endswith(": done") for line in progress
