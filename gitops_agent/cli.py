@@ -304,11 +304,17 @@ def demo(
     from gitops_agent.session import RunOptions, run_session
 
     root = make_demo_repository(directory)
-    err.print(f"Demo project: {root} (a fresh git repository)")
+    err.print(f"Demo project: {root} (a fresh git repository)", soft_wrap=True)
     result = run_session(RunOptions(repo=root), ConsoleListener())
     show_run(result)
     print(to_markdown(build_report(root)), end="")
-    err.print(f"The morning report is above. Look around: cd {root} && git log --oneline --all")
+    err.print(
+        f"The morning report is above. Look around: cd {root} && git log --oneline --all\n"
+        "This copy is in a temporary directory; `gitops-agent demo --dir DIR` makes it under "
+        "a directory of yours instead.",
+        soft_wrap=True,
+        markup=False,
+    )
 
 
 @app.command("plan")
