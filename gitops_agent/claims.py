@@ -29,12 +29,12 @@ from gitops_agent.git.remote import (
     remote_url,
     tracking_prefix,
 )
-from gitops_agent.git.repo import OWN_PREFIX
+from gitops_agent.git.repo import OWN_PREFIX, TOOL_REF_PREFIX
 from gitops_agent.project import find_root
 from gitops_agent.runstate import pid_alive
 
-CLAIMS_PREFIX = "refs/gitops-agent/claims/"
-SEEN_PREFIX = "refs/gitops-agent/claims-seen/"  # the remote's claims as last fetched, here
+CLAIMS_PREFIX = f"{TOOL_REF_PREFIX}claims/"
+SEEN_PREFIX = f"{TOOL_REF_PREFIX}claims-seen/"  # the remote's claims as last fetched, here
 # Past the session's time budget: recording, pushing and opening the PR take a few minutes.
 MARGIN = timedelta(minutes=30)
 # Each attempt reads the claim again; losing more than a few races in a row means the ref is

@@ -10,7 +10,7 @@ import typer
 
 from gitops_agent import __version__
 from gitops_agent.error_handler import catch_signals, error_handler
-from gitops_agent.results import FAIL_ON_STATUS, FailOn
+from gitops_agent.results import BRANCH_PREFIX, FAIL_ON_STATUS, FailOn
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -357,7 +357,7 @@ def integrate(
     constraints: ConstraintsOption = None,
     prefix: Annotated[
         str, typer.Option("--prefix", help="Without BRANCHES: take our branches under this.")
-    ] = "autonomous/",
+    ] = BRANCH_PREFIX,
     integration_id: Annotated[
         str | None,
         typer.Option("--id", help="Name it autonomous/integration-ID (default: date and time)."),

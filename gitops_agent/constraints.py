@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from gitops_agent.errors import ConstraintsError
 from gitops_agent.files import read_text
 from gitops_agent.mdblocks import blocks, split_lines
 from gitops_agent.policy.paths import pattern_error
+from gitops_agent.sandbox.confine import Confinement
 from gitops_agent.yamlmap import load_mapping, split_front_matter
 
 # The seed's forbidden list, made concrete. Patterns are gitignore-like globs: a pattern
@@ -100,6 +102,13 @@ DEFAULT_FORBIDDEN_WORDS: tuple[str, ...] = (
 DEFAULT_APPROVED_DIRS: tuple[str, ...] = ("src/", "tests/", "docs/")
 
 
+class NothingToDo(enum.StrEnum):
+    """The `nothing_to_do:` setting: what a `Run:` command that changed no file leads to."""
+
+    DONE = "done"  # its status is set to DONE in a commit of its own
+    LEAVE = "leave"  # it is left for a person (skipped)
+
+
 @dataclass(frozen=True, slots=True)
 class Constraints:
     """Limits and rules, with where each non-default value came from (for messages)."""
@@ -128,7 +137,7 @@ class Constraints:
     line_budget_factor: float = 2.0
     scan_secrets: bool = True
     # confinement of agents, `Run:` commands and gates
-    confinement: str = "required"  # required | best-effort | off (see sandbox.Confinement)
+    confinement: Confinement = Confinement.REQUIRED
     agent_env: tuple[str, ...] = ()  # more variables an agent or `Run:` command is given
     gate_env: tuple[str, ...] = ()  # more variables the gate is given
     memory_limit_mb: int = 8192  # data memory of each confined process; 0: no limit
@@ -137,7 +146,7 @@ class Constraints:
     protect_tests: bool = True  # existing tests and test infrastructure may not change
     run_ok_exit_codes: tuple[int, ...] = ()  # (): 0, or 1 when a `Run:` command changed files
     keep_attempts_days: int = 30  # how long every attempt's evidence is kept; 0: not kept
-    nothing_to_do: str = "done"  # a `Run:` command that changed nothing: mark DONE, or leave
+    nothing_to_do: NothingToDo = NothingToDo.DONE
     max_session_attempts: int = 0  # attempts of all tasks together in a session; 0: no limit
     max_agent_turns: int = 0  # model turns an agent may take per attempt, where its CLI can
     # be bounded (claude, gemini); 0: no limit
@@ -176,9 +185,9 @@ _LIST_SETTINGS = (
     "agent_env",
     "gate_env",
 )
-_CHOICE_SETTINGS = {
-    "confinement": ("required", "best-effort", "off"),
-    "nothing_to_do": ("done", "leave"),
+_CHOICE_SETTINGS: dict[str, type[enum.StrEnum]] = {
+    "confinement": Confinement,
+    "nothing_to_do": NothingToDo,
 }
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _FLOAT_SETTINGS = (
@@ -329,12 +338,13 @@ def _apply(
             raise ConstraintsError(f"{said}must be a whole number, {least} or more", path, line)
         values[key] = value
     elif key in _CHOICE_SETTINGS:
-        choices = _CHOICE_SETTINGS[key]
+        kind = _CHOICE_SETTINGS[key]
+        choices = [choice.value for choice in kind]
         if value is False and "off" in choices:
             value = "off"  # YAML 1.1 reads a bare `off` as false
         if value not in choices:
             raise ConstraintsError(f"`{key}` must be one of {', '.join(choices)}", path, line)
-        values[key] = value
+        values[key] = kind(value)
     elif key in _INT_LIST_SETTINGS:
         if not isinstance(value, list) or not all(
             isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255 for v in value

@@ -12,9 +12,10 @@ from dataclasses import dataclass
 from gitops_agent import __version__
 from gitops_agent.errors import UserError
 from gitops_agent.git import Repo
+from gitops_agent.git.repo import TOOL_REF_PREFIX
 from gitops_agent.render import render
 
-ATTEMPTS_PREFIX = "refs/gitops-agent/attempts/"
+ATTEMPTS_PREFIX = f"{TOOL_REF_PREFIX}attempts/"
 _SAFE_COMPONENT = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*")
 
 

@@ -23,6 +23,8 @@ from typing import Any
 from gitops_agent import __version__
 from gitops_agent.errors import UserError
 from gitops_agent.git.remote import token_from_env
+from gitops_agent.git.repo import OWN_PREFIX
+from gitops_agent.results import BRANCH_PREFIX
 
 WORKFLOW_PATH = ".github/workflows/gitops-agent.yml"  # what `init --github` writes
 
@@ -163,7 +165,7 @@ class GitHub:
             )
         ]
 
-    def rejected_pulls(self, prefix: str = "autonomous/") -> Iterator[PullRequest]:
+    def rejected_pulls(self, prefix: str = BRANCH_PREFIX) -> Iterator[PullRequest]:
         """The closed, unmerged PRs from a branch under `prefix` of this repository, most
         recently updated first. Pages are asked for as the caller gets to them: one that stops
         early spares the requests (and the rate limit) the rest would cost.
@@ -220,7 +222,7 @@ class GitHub:
         return self._permitted(
             "POST",
             f"/repos/{self.repository}/git/refs",
-            {"ref": "refs/heads/autonomous/gitops-agent-permission-check", "sha": "0" * 40},
+            {"ref": f"{OWN_PREFIX}gitops-agent-permission-check", "sha": "0" * 40},
         )
 
     def may_open_pulls(self) -> bool:

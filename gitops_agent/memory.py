@@ -29,6 +29,7 @@ from gitops_agent.git import RefMovedError, Repo
 from gitops_agent.git.merge import commit_merge
 from gitops_agent.git.remote import (
     DEFAULT_REMOTE,
+    BranchUpdate,
     adopt_remote_branch,
     fetch_autonomous,
     move_branch,
@@ -152,11 +153,11 @@ def join_memory(repo: Repo, ours: str, theirs: str, *, timezone: str | None) -> 
     return commit_merge(repo, tree, [theirs, ours], message, {"Gitops-Agent-Version": __version__})
 
 
-def catch_up_memory(repo: Repo, remote: str, *, timezone: str | None) -> str:
+def catch_up_memory(repo: Repo, remote: str, *, timezone: str | None) -> BranchUpdate:
     """Bring autonomous/memory up to the remote's as last fetched: created, fast-forwarded,
-    kept, or (when both moved) joined with it. Returns which ("absent": the remote has none)."""
+    kept, or (when both moved) joined with it. Returns which (ABSENT: the remote has none)."""
     how = adopt_remote_branch(repo, remote, MEMORY_BRANCH)
-    if how != "diverged":
+    if how is not BranchUpdate.DIVERGED:
         return how
     ours = repo.branch_tip(MEMORY_BRANCH)
     theirs = remote_branches(repo, remote).get(MEMORY_BRANCH)
@@ -164,7 +165,7 @@ def catch_up_memory(repo: Repo, remote: str, *, timezone: str | None) -> str:
     move_branch(
         repo, MEMORY_BRANCH, join_memory(repo, ours, theirs, timezone=timezone), expected=ours
     )
-    return "joined"
+    return BranchUpdate.JOINED
 
 
 def publish_memory(

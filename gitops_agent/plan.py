@@ -28,6 +28,19 @@ class Queue(enum.Enum):
     NOT_READY = "not_ready"
 
 
+class TaskStatus(enum.StrEnum):
+    """The `Status:` words the tool reads or writes. A person may write any other word: it is
+    kept as a plain string (upper-cased, `-` read as `_`), and write-back leaves it as written."""
+
+    READY = "READY"
+    PENDING = "PENDING"  # what the plan template writes under Pending Approval
+    DONE = "DONE"  # set by the commit that carries the task's result
+    NEEDS_HUMAN = "NEEDS_HUMAN"  # set when a person rejected its result, or it kept failing
+
+
+_STATUSES = {status.value: status for status in TaskStatus}
+
+
 QUEUE_HEADINGS: tuple[tuple[str, Queue], ...] = (
     ("ready for autonomous execution", Queue.READY),
     ("pending approval", Queue.PENDING),
@@ -103,7 +116,7 @@ class Task:
     alignment: int | None = None
     estimated_lines: int | None = None
     tests_defined: bool | None = None
-    status: str | None = None  # upper-cased first word of `Status:`
+    status: TaskStatus | str | None = None  # first word of `Status:`: a TaskStatus if known
     run: str | None = None
     reason: str | None = None
 
@@ -435,8 +448,13 @@ def _field_value(name: str, key: str, value: str, path: str, line: int) -> Any:
     if name == "status":
         found = WORD_RE.search(value)
         if found is None:
-            raise PlanError(f"`{key}` must be a word such as READY or DONE", path, line)
-        return found[0].upper().replace("-", "_")
+            raise PlanError(
+                f"`{key}` must be a word such as {TaskStatus.READY} or {TaskStatus.DONE}",
+                path,
+                line,
+            )
+        word = found[0].upper().replace("-", "_")
+        return _STATUSES.get(word, word)
     if name == "run":
         command = value.strip()
         if len(command) >= 2 and command.startswith("`") and command.endswith("`"):
@@ -462,7 +480,9 @@ def _yes_no(key: str, value: str, path: str, line: int) -> bool:
     )
 
 
-def set_status(text: str, task_id: str, status: str, path: str = "PROJECT_PLAN.md") -> str:
+def set_status(
+    text: str, task_id: str, status: TaskStatus | str, path: str = "PROJECT_PLAN.md"
+) -> str:
     """`text` with only task `task_id`'s Status value changed (a Status line added if absent)."""
     plan = parse_plan(text, path)
     task = plan.task(task_id)

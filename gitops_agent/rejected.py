@@ -13,13 +13,13 @@ from collections.abc import Iterable, Mapping
 from gitops_agent.git import Repo
 from gitops_agent.git.remote import DEFAULT_REMOTE, remote_branches, remote_url, token_from_env
 from gitops_agent.github import GitHub, PullRequest, repository_from_url
+from gitops_agent.plan import TaskStatus
 from gitops_agent.results import MEMORY_BRANCH
 
-NEEDS_HUMAN = "NEEDS_HUMAN"
 STATUS_TRAILER = "Task-Status"
 
 
-def status_trailer(task_id: str, status: str = NEEDS_HUMAN) -> str:
+def status_trailer(task_id: str, status: TaskStatus = TaskStatus.NEEDS_HUMAN) -> str:
     """The value of the `Task-Status:` trailer of a commit that sets a task's status."""
     return f"{task_id} {status}"
 
@@ -74,7 +74,7 @@ def marked_awaiting_review(
             continue
         for commit in repo.commits_between(tip, base_commit):
             parsed = parse_status_trailer(commit.trailers.get(STATUS_TRAILER, ""))
-            if parsed is not None and parsed[1] == NEEDS_HUMAN:
+            if parsed is not None and parsed[1] == TaskStatus.NEEDS_HUMAN:
                 found.setdefault(parsed[0], branch)
     return found
 

@@ -22,7 +22,13 @@ from gitops_agent.git import Repo
 from gitops_agent.git.remote import DEFAULT_REMOTE, remote_url
 from gitops_agent.github import WORKFLOW_PATH, repository_from_url
 from gitops_agent.memory import load_sessions, zone_of
-from gitops_agent.policy.eligibility import QueueStats, Verdict, queue_name, queue_stats
+from gitops_agent.policy.eligibility import (
+    CountedQueue,
+    QueueStats,
+    Verdict,
+    queue_name,
+    queue_stats,
+)
 from gitops_agent.policy.eligibility import verdicts as check
 from gitops_agent.project import Project, base_of
 from gitops_agent.render import duration, localtime, parse_time, render
@@ -59,7 +65,7 @@ class PlanRow:
 
     id: str
     title: str
-    queue: str  # ready, pending, not_ready, done
+    queue: CountedQueue
     eligible: bool
     awaiting: str | None  # the branch its result waits on
     why_not: str
@@ -68,7 +74,7 @@ class PlanRow:
         return {
             "id": self.id,
             "title": self.title,
-            "queue": self.queue,
+            "queue": self.queue.value,
             "eligible": self.eligible,
             "awaiting_review": self.awaiting,
             "why_not": self.why_not,

@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from gitops_agent.plan import Task
 
-MEMORY_BRANCH = "autonomous/memory"
+BRANCH_PREFIX = "autonomous/"  # every branch the tool makes is under it, and it writes no other
+MEMORY_BRANCH = f"{BRANCH_PREFIX}memory"
+INTEGRATION_PREFIX = f"{BRANCH_PREFIX}integration-"  # then the integration's id
 SESSIONS_DIR = "state/sessions"  # on MEMORY_BRANCH: one <session-id>.json per session
 MEMORY_DIR = "memory"  # on MEMORY_BRANCH: memory/YYYY-MM-DD.md, appended
 
@@ -19,6 +21,28 @@ class Outcome(enum.Enum):
     ROLLED_BACK = "rolled_back"
     BLOCKED = "blocked"
     SKIPPED = "skipped"
+
+
+class OutputOf(enum.StrEnum):
+    """Whose output a failed task's `gate_output` is."""
+
+    GATE = "gate"
+    AGENT = "agent"
+    COMMAND = "command"  # a `Run:` command
+
+
+class Phase(enum.StrEnum):
+    """What the running session is doing: the run state file (`status`) keeps the value, and
+    `Listener.phase` hears the task phases (AGENT to COMMIT)."""
+
+    STARTING = "starting"
+    CHECKOUT = "checkout"
+    BASELINE_GATE = "baseline gate"
+    AGENT = "agent"
+    COMMAND = "command"  # a `Run:` command, instead of an agent
+    INSPECT = "inspect"
+    GATE = "gate"
+    COMMIT = "commit"
 
 
 class FailOn(enum.Enum):
@@ -51,7 +75,7 @@ class TaskResult:
     duration: float = 0.0  # seconds spent on the task
     violations: tuple[str, ...] = ()  # the rules broken by the last attempt, one sentence each
     gate_output: str = ""  # the tail of the last failing gate's (or agent's) output
-    output_of: str = "gate"  # whose output `gate_output` is: gate, agent or command
+    output_of: OutputOf = OutputOf.GATE  # whose output `gate_output` is
     changed_files: tuple[str, ...] = ()  # of the committed change
     evidence: tuple[str, ...] = ()  # refs of the attempts kept (refs/gitops-agent/attempts/...)
     already_failing: tuple[str, ...] = ()  # gate failures of the base, not held against it
@@ -79,7 +103,7 @@ class TaskResult:
             "duration": round(self.duration, 3),
             "violations": list(self.violations),
             "gate_output": self.gate_output,
-            "output_of": self.output_of,
+            "output_of": self.output_of.value,
             "changed_files": list(self.changed_files),
             "evidence": list(self.evidence),
             "already_failing": list(self.already_failing),
@@ -98,7 +122,7 @@ class TaskResult:
             duration=float(data.get("duration", 0.0)),
             violations=tuple(data.get("violations", ())),
             gate_output=data.get("gate_output", ""),
-            output_of=str(data.get("output_of", "gate")),
+            output_of=OutputOf(str(data.get("output_of", OutputOf.GATE.value))),
             changed_files=tuple(data.get("changed_files", ())),
             evidence=tuple(data.get("evidence", ())),
             already_failing=tuple(data.get("already_failing", ())),
@@ -182,8 +206,8 @@ class Listener:
     def note(self, message: str) -> None:
         """Something a person should know (a leftover cleared, an uncommitted plan)."""
 
-    def phase(self, task: Task, phase: str, attempt: int, attempts: int) -> None:
-        """A task entered a phase: agent, inspect, gate, commit."""
+    def phase(self, task: Task, phase: Phase, attempt: int, attempts: int) -> None:
+        """A task entered a phase: agent (or command), inspect, gate, commit."""
 
     def output(self, task_id: str, text: str) -> None:
         """The agent (or `Run:` command) of the task under way wrote `text` (any piece of it)."""

@@ -15,7 +15,6 @@ from pathlib import Path
 from gitops_agent.constraints import Constraints
 from gitops_agent.files import remove_tree
 from gitops_agent.sandbox import (
-    Confinement,
     Jail,
     ProcessResult,
     Sandbox,
@@ -93,7 +92,7 @@ class Runner:
         """
         line = constraints.sources.get("confinement")
         sandbox = choose(
-            Confinement(constraints.confinement),
+            constraints.confinement,
             where=(constraints.path if line else None, line),
         )
         return cls(

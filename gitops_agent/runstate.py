@@ -14,8 +14,10 @@ import filelock
 
 from gitops_agent.errors import UserError
 from gitops_agent.files import write_atomic
+from gitops_agent.results import Phase
 from gitops_agent.sandbox.process import process_alive
 
+STATE_DIR = "gitops-agent"  # under the repository's (common) git directory: what runs leave here
 RUN_FILE = "run.json"
 LOCK_FILE = "run.lock"
 # A ref lock file (`<ref>.lock`) older than this, found while we hold the run lock, was left by
@@ -51,7 +53,7 @@ class RunState:
             "pid": os.getpid(),
             "started": now_iso(),
             "task": None,
-            "phase": "starting",
+            "phase": Phase.STARTING.value,
             "attempt": 0,
             "max_attempts": 0,
             "updated": now_iso(),

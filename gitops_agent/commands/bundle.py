@@ -22,7 +22,7 @@ from gitops_agent.files import write_atomic
 from gitops_agent.git import Repo
 from gitops_agent.git.remote import create_bundle
 from gitops_agent.project import find_root
-from gitops_agent.results import MEMORY_BRANCH
+from gitops_agent.results import BRANCH_PREFIX, MEMORY_BRANCH
 
 BUNDLE_FILE = "result.bundle"
 RESULT_FILE = "result.json"
@@ -52,7 +52,7 @@ def read_result(path: Path) -> dict[str, Any]:
     if not isinstance(data, dict):
         raise UserError("not a result JSON: expected an object", str(path))
     branch = data.get("branch")
-    if branch is not None and (not isinstance(branch, str) or not branch.startswith("autonomous/")):
+    if branch is not None and (not isinstance(branch, str) or not branch.startswith(BRANCH_PREFIX)):
         raise UserError(
             f"`branch` must be an autonomous/ branch or null, not {branch!r}", str(path)
         )

@@ -8,6 +8,7 @@ from gitops_agent.errors import UserError
 from gitops_agent.gate import GATE_SCRIPT
 from gitops_agent.git import Repo
 from gitops_agent.git.repo import find_repo_root
+from gitops_agent.plan import Queue
 from gitops_agent.policy.eligibility import Verdict, verdicts
 from gitops_agent.project import Project
 from gitops_agent.review import tasks_awaiting_review
@@ -42,7 +43,7 @@ def to_json(verdicts: list[Verdict]) -> dict[str, Any]:
         "tasks": [
             {
                 "id": v.task.id,
-                "queue": v.task.queue.value if v.task.queue is not None else "not_ready",
+                "queue": v.task.queue.value if v.task.queue is not None else Queue.NOT_READY.value,
                 "eligible": v.eligible,
                 "reasons": list(v.reasons),
             }

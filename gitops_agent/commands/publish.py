@@ -25,7 +25,7 @@ from gitops_agent.github import GitHub, GitHubError, PullRequest, repository_fro
 from gitops_agent.memory import load_session, publish_memory
 from gitops_agent.project import Base, load_base
 from gitops_agent.render import render
-from gitops_agent.results import MEMORY_BRANCH
+from gitops_agent.results import BRANCH_PREFIX, MEMORY_BRANCH
 from gitops_agent.session import pr_body
 
 LABELS = ("gitops-agent",)
@@ -141,7 +141,7 @@ def _body(base: Base, branch: str, tasks: list[str], tip: str, *, left_out: obje
     """A branch's description, from verified data only: a session branch's from its session's
     record (as its run wrote it, every field escaped); an integration branch's from its merge
     commits, plus the tasks the result says were left out (only ids the plan holds)."""
-    session = load_session(base.repo, branch.removeprefix("autonomous/"))
+    session = load_session(base.repo, branch.removeprefix(BRANCH_PREFIX))
     if session is not None and session.branch == branch:
         return pr_body(session, base.project.constraints)
     merged = _merged(base, tip)

@@ -18,9 +18,8 @@ from gitops_agent.project import find_root
 from gitops_agent.render import duration, localtime, parse_time
 from gitops_agent.report import Brief, gather, load_at_base
 from gitops_agent.results import Outcome
-from gitops_agent.runstate import RUN_FILE, pid_alive, read_run_state
+from gitops_agent.runstate import RUN_FILE, STATE_DIR, pid_alive, read_run_state
 from gitops_agent.sandbox import probe
-from gitops_agent.session import STATE_DIR
 
 
 @dataclass(frozen=True, slots=True)

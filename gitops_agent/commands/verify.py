@@ -26,6 +26,7 @@ from gitops_agent.gate import resolve_gate
 from gitops_agent.git import Repo
 from gitops_agent.git.remote import (
     DEFAULT_REMOTE,
+    BranchUpdate,
     adopt_remote_branch,
     bundle_heads,
     fetch_autonomous,
@@ -37,18 +38,13 @@ from gitops_agent.git.remote import (
 )
 from gitops_agent.github import repository_from_url
 from gitops_agent.memory import join_memory
+from gitops_agent.plan import TaskStatus
 from gitops_agent.policy.eligibility import verdicts as check
 from gitops_agent.policy.preflight import ProgramLookup
 from gitops_agent.project import Base, load_base
-from gitops_agent.rejected import NEEDS_HUMAN, rejected_tasks
-from gitops_agent.results import MEMORY_BRANCH
-from gitops_agent.verification import (
-    INTEGRATION_PREFIX,
-    SESSION_PREFIX,
-    Check,
-    awaiting_on_remote,
-    branch_kind,
-)
+from gitops_agent.rejected import rejected_tasks
+from gitops_agent.results import BRANCH_PREFIX, INTEGRATION_PREFIX, MEMORY_BRANCH
+from gitops_agent.verification import Check, awaiting_on_remote, branch_kind
 from gitops_agent.verification.memory import memory_problems
 from gitops_agent.verification.results import branch_problems
 
@@ -60,7 +56,7 @@ _ANY_AGENT = "(any agent)"  # eligibility here does not depend on which agent ra
 class Taken:
     branch: str
     tip: str
-    how: str  # "created", "already here", "fast-forwarded", "joined", "kept"
+    how: BranchUpdate  # CREATED, ALREADY_HERE, FAST_FORWARDED, JOINED or KEPT
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,7 +192,7 @@ def _json_names_problems(data: dict[str, Any], work: str | None) -> list[str]:
     if named != work:
         return [f"{RESULT_FILE} names the branch {named}, but the bundle carries {work or 'none'}"]
     session, ident = data.get("session"), data.get("id")
-    if work is not None and isinstance(session, str) and work != f"{SESSION_PREFIX}{session}":
+    if work is not None and isinstance(session, str) and work != f"{BRANCH_PREFIX}{session}":
         return [f"{RESULT_FILE}: session {session!r} did not make {work}"]
     if work is not None and isinstance(ident, str) and work != f"{INTEGRATION_PREFIX}{ident}":
         return [f"{RESULT_FILE}: integration {ident!r} did not make {work}"]
@@ -228,7 +224,7 @@ def _confirm_marks(checking: Check, env: Mapping[str, str]) -> list[tuple[int, s
             problems.append(
                 (
                     number,
-                    f"{short}: sets task `{task_id}` to {NEEDS_HUMAN}, which cannot be "
+                    f"{short}: sets task `{task_id}` to {TaskStatus.NEEDS_HUMAN}, which cannot be "
                     f"confirmed: {cannot}",
                 )
             )
@@ -236,8 +232,8 @@ def _confirm_marks(checking: Check, env: Mapping[str, str]) -> list[tuple[int, s
             problems.append(
                 (
                     number,
-                    f"{short}: sets task `{task_id}` to {NEEDS_HUMAN}, but no pull request of it "
-                    f"was closed without merging on {repository}",
+                    f"{short}: sets task `{task_id}` to {TaskStatus.NEEDS_HUMAN}, but no pull "
+                    f"request of it was closed without merging on {repository}",
                 )
             )
     return problems
@@ -255,17 +251,23 @@ def _take(repo: Repo, found: list[tuple[str, dict[str, str]]], base: Base) -> li
         for branch, tip in sorted(branches.items()):
             if branch != MEMORY_BRANCH:
                 here = made.get(branch, repo.branch_tip(branch))
-                taken.append(Taken(branch, tip, "already here" if here == tip else "created"))
+                taken.append(
+                    Taken(
+                        branch,
+                        tip,
+                        BranchUpdate.ALREADY_HERE if here == tip else BranchUpdate.CREATED,
+                    )
+                )
                 made[branch] = tip
                 continue
             if memory is None or memory == tip or repo.is_merged(memory, tip):
-                how = "created" if memory is None else "fast-forwarded"
-                how = "already here" if memory == tip else how
+                how = BranchUpdate.CREATED if memory is None else BranchUpdate.FAST_FORWARDED
+                how = BranchUpdate.ALREADY_HERE if memory == tip else how
                 memory = tip
             elif repo.is_merged(tip, memory):
-                how = "kept"
+                how = BranchUpdate.KEPT
             else:  # two runners wrote the memory at once: ours stays, theirs is appended
-                memory, how = join_memory(repo, tip, memory, timezone=timezone), "joined"
+                memory, how = join_memory(repo, tip, memory, timezone=timezone), BranchUpdate.JOINED
             taken.append(Taken(branch, memory, how))
         done.append(Verified(artifact, tuple(taken)))
     for branch, tip in made.items():

@@ -7,6 +7,7 @@ can neither write nor read git's bundle format, and `git fetch` from a bundle wi
 
 from __future__ import annotations
 
+import enum
 import os
 import shutil
 import subprocess
@@ -21,14 +22,30 @@ from pygit2.enums import CredentialType, FetchPrune, FileMode, ReferenceType
 from gitops_agent.change import Change
 from gitops_agent.errors import RefMovedError, UserError
 from gitops_agent.files import write_atomic
+from gitops_agent.results import BRANCH_PREFIX
 
 from .repo import OWN_PREFIX, TOOL_REF_PREFIX, CommitInfo, Repo
 from .workspace import file_changes
 
 TOKEN_VARIABLES = ("GITHUB_TOKEN", "GH_TOKEN")
 TOKEN_USER = "x-access-token"  # what GitHub expects as the user name beside a token
-INCOMING_PREFIX = "refs/gitops-agent/incoming/"  # where a bundle's refs wait while it is checked
+INCOMING_PREFIX = f"{TOOL_REF_PREFIX}incoming/"  # where a bundle's refs wait while it is checked
 GIT_TIMEOUT = 300.0  # seconds for one git CLI call on a bundle
+
+
+class BranchUpdate(enum.StrEnum):
+    """What bringing one of our branches up to another's tip did. `adopt_remote_branch` gives
+    the first five; joining two memories (`memory`) and taking an artifact in (`verify`) add
+    theirs. The values are what `verify` prints and its JSON gives as `how`."""
+
+    ABSENT = "absent"  # there is nothing to bring: no such remote branch
+    CREATED = "created"
+    FAST_FORWARDED = "fast-forwarded"
+    KEPT = "kept"  # ours already has it all
+    DIVERGED = "diverged"  # both moved; ours left as it was
+    JOINED = "joined"  # both moved; a merge of the two now holds everything
+    ALREADY_HERE = "already here"  # ours was already at that tip
+
 
 DEFAULT_REMOTE = "origin"
 
@@ -105,7 +122,7 @@ def push(
 
 
 def fetch_autonomous(
-    repo: Repo, remote: str = "origin", *, token: str | None = None
+    repo: Repo, remote: str = DEFAULT_REMOTE, *, token: str | None = None
 ) -> dict[str, str]:
     """Update the remote's autonomous branches here as `git fetch --prune` would; nothing else.
     Returns them (`autonomous/x` -> tip), sorted.
@@ -122,8 +139,8 @@ def fetch_autonomous(
 def tracking_prefix(repo: Repo, remote: str) -> str:
     """Where the autonomous branches of `remote` (a name, path or URL) are kept once fetched."""
     if remote in repo.raw.remotes.names():
-        return f"refs/remotes/{remote}/autonomous/"
-    return f"{TOOL_REF_PREFIX}fetched/autonomous/"
+        return f"refs/remotes/{remote}/{BRANCH_PREFIX}"
+    return f"{TOOL_REF_PREFIX}fetched/{BRANCH_PREFIX}"
 
 
 def fetch_refs(repo: Repo, remote: str, specs: Sequence[str], *, token: str | None = None) -> None:
@@ -147,9 +164,9 @@ def fetch_refs(repo: Repo, remote: str, specs: Sequence[str], *, token: str | No
         _restore_fetch_head(fetch_head, before, url)
 
 
-def remote_branches(repo: Repo, remote: str = "origin") -> dict[str, str]:
+def remote_branches(repo: Repo, remote: str = DEFAULT_REMOTE) -> dict[str, str]:
     """The remote's autonomous branches as last fetched (`autonomous/x` -> tip), sorted."""
-    return _tips_under(repo, f"refs/remotes/{remote}/autonomous/")
+    return _tips_under(repo, f"refs/remotes/{remote}/{BRANCH_PREFIX}")
 
 
 def _tips_under(repo: Repo, prefix: str) -> dict[str, str]:
@@ -158,31 +175,30 @@ def _tips_under(repo: Repo, prefix: str) -> dict[str, str]:
         if refname.startswith(prefix):
             ref = repo.raw.references[refname]
             if ref.type == ReferenceType.DIRECT:
-                tips[f"autonomous/{refname.removeprefix(prefix)}"] = str(ref.target)
+                tips[f"{BRANCH_PREFIX}{refname.removeprefix(prefix)}"] = str(ref.target)
     return dict(sorted(tips.items()))
 
 
-def adopt_remote_branch(repo: Repo, remote: str, branch: str) -> str:
+def adopt_remote_branch(repo: Repo, remote: str, branch: str) -> BranchUpdate:
     """Bring our local `branch` up to the remote's, for a fresh clone that only has `origin/...`.
 
-    Returns what happened: "absent" (no such remote branch), "created", "fast-forwarded",
-    "kept" (local already has it all) or "diverged" (both moved; left as it was).
+    Returns what happened: ABSENT, CREATED, FAST_FORWARDED, KEPT or DIVERGED (left as it was).
     """
     repo.own_branch_ref(branch)
     remote_ref = repo.raw.references.get(f"refs/remotes/{remote}/{branch}")
     if remote_ref is None:
-        return "absent"
+        return BranchUpdate.ABSENT
     theirs = str(remote_ref.peel(pygit2.Commit).id)
     ours = repo.branch_tip(branch)
     if ours is None:
         repo.create_branch(branch, theirs)
-        return "created"
+        return BranchUpdate.CREATED
     if repo.is_merged(theirs, ours):
-        return "kept"
+        return BranchUpdate.KEPT
     if not repo.is_merged(ours, theirs):
-        return "diverged"
+        return BranchUpdate.DIVERGED
     move_branch(repo, branch, theirs, expected=ours)
-    return "fast-forwarded"
+    return BranchUpdate.FAST_FORWARDED
 
 
 def move_branch(repo: Repo, branch: str, target: str, *, expected: str) -> None:

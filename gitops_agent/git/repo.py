@@ -14,9 +14,10 @@ import pygit2
 from pygit2.enums import FileMode, ReferenceType, SortMode
 
 from gitops_agent.errors import RefMovedError, UserError
+from gitops_agent.results import BRANCH_PREFIX
 
-OWN_PREFIX = "refs/heads/autonomous/"
-TOOL_REF_PREFIX = "refs/gitops-agent/"
+OWN_PREFIX = f"refs/heads/{BRANCH_PREFIX}"  # our branches: the only ones we write
+TOOL_REF_PREFIX = "refs/gitops-agent/"  # our other refs (attempts, claims, incoming, fetched)
 DEFAULT_IDENTITY = ("gitops-agent", "gitops-agent@localhost")
 NO_TRAILERS: Mapping[str, str] = MappingProxyType({})
 _TRAILER_KEY = re.compile(r"[A-Za-z0-9][A-Za-z0-9-]*")
@@ -165,7 +166,7 @@ class Repo:
         places = [
             self.common_dir / OWN_PREFIX,
             self.common_dir / TOOL_REF_PREFIX,
-            *self.common_dir.glob("refs/remotes/*/autonomous"),
+            *self.common_dir.glob(f"refs/remotes/*/{BRANCH_PREFIX.rstrip('/')}"),
         ]
         now = time.time()
         cleared = []
@@ -389,7 +390,7 @@ class Repo:
         refname = self._branch_ref(name)
         if not refname.startswith(OWN_PREFIX):
             raise UserError(
-                f"refusing to write branch {name!r}: only branches under autonomous/ are ours",
+                f"refusing to write branch {name!r}: only branches under {BRANCH_PREFIX} are ours",
                 str(self.root),
             )
         return refname

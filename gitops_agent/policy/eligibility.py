@@ -6,13 +6,15 @@ agent configured, are the `Run:` programs there) is found out here and handed to
 
 from __future__ import annotations
 
+import enum
 import os
 import shutil
+from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitops_agent.plan import Queue, Task
+from gitops_agent.plan import Queue, Task, TaskStatus
 from gitops_agent.policy.preflight import ProgramLookup, preflight, run_program
 from gitops_agent.project import Project
 from gitops_agent.sandbox import agent_environment
@@ -97,6 +99,16 @@ def _found(program: str, path: str, root: Path) -> bool:
     return target.is_file() and os.access(target, os.X_OK)
 
 
+class CountedQueue(enum.StrEnum):
+    """The queue a task counts in, in every view: its heading's `Queue`, except that a DONE task
+    counts as done whatever its heading. The values are what the JSON and the page show."""
+
+    READY = Queue.READY.value
+    PENDING = Queue.PENDING.value
+    NOT_READY = Queue.NOT_READY.value
+    DONE = "done"
+
+
 @dataclass(frozen=True, slots=True)
 class QueueStats:
     """The plan's tasks counted one way for every view (check, status, report, the page):
@@ -126,22 +138,25 @@ class QueueStats:
         }
 
 
-def queue_name(task: Task) -> str:
-    """ready, pending, not_ready or done: a DONE task counts as done whatever its heading."""
-    if task.status == "DONE":
-        return "done"
+def queue_name(task: Task) -> CountedQueue:
+    """The queue `task` counts in: a DONE task counts as done whatever its heading."""
+    if task.status is TaskStatus.DONE:
+        return CountedQueue.DONE
     if task.queue is Queue.READY:
-        return "ready"
+        return CountedQueue.READY
     if task.queue is Queue.PENDING:
-        return "pending"
-    return "not_ready"
+        return CountedQueue.PENDING
+    return CountedQueue.NOT_READY
 
 
 def queue_stats(verdicts: Sequence[Verdict], awaiting: Collection[str] = ()) -> QueueStats:
-    counts = dict.fromkeys(("ready", "pending", "not_ready", "done"), 0)
-    for verdict in verdicts:
-        counts[queue_name(verdict.task)] += 1
+    counts = Counter(queue_name(verdict.task) for verdict in verdicts)
     eligible = [v.task.id for v in verdicts if v.eligible]
     return QueueStats(
-        **counts, eligible=len(eligible), awaiting=sum(t in awaiting for t in eligible)
+        ready=counts[CountedQueue.READY],
+        pending=counts[CountedQueue.PENDING],
+        not_ready=counts[CountedQueue.NOT_READY],
+        done=counts[CountedQueue.DONE],
+        eligible=len(eligible),
+        awaiting=sum(t in awaiting for t in eligible),
     )

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from gitops_agent.constraints import Constraints
-from gitops_agent.plan import QUEUE_TITLES, Queue, Task
+from gitops_agent.plan import QUEUE_TITLES, Queue, Task, TaskStatus
 from gitops_agent.policy import Violation
 
 READY = QUEUE_TITLES[Queue.READY]
@@ -164,9 +164,9 @@ def _status(task: Task) -> list[Violation]:
     if status is None:
         return []
     if task.queue is Queue.READY:
-        if status == "DONE":
-            return [Violation("status", "Its Status is DONE: it is already done.")]
-        if status != "READY":
+        if status is TaskStatus.DONE:
+            return [Violation("status", f"Its Status is {status}: it is already done.")]
+        if status is not TaskStatus.READY:
             return [
                 Violation(
                     "status",
@@ -174,7 +174,7 @@ def _status(task: Task) -> list[Violation]:
                     "set `Status: READY` or move it.",
                 )
             ]
-    elif status == "READY" and task.queue is not None:
+    elif status is TaskStatus.READY and task.queue is not None:
         return [
             Violation(
                 "status",

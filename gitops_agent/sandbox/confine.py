@@ -80,7 +80,7 @@ _JOIN_CGROUP = 'echo $$ > "$0/cgroup.procs" && exec "$@"'
 _cgroup_names = itertools.count()
 
 
-class Confinement(enum.Enum):
+class Confinement(enum.StrEnum):
     """The `confinement:` setting of the constraints."""
 
     REQUIRED = "required"  # refuse to run where no mechanism works

@@ -20,7 +20,7 @@ from gitops_agent import __version__, evidence
 from gitops_agent.agents import AgentSpec, require_installed, resolve_agent
 from gitops_agent.claims import MARGIN as CLAIM_MARGIN
 from gitops_agent.claims import Claims
-from gitops_agent.constraints import Constraints
+from gitops_agent.constraints import Constraints, NothingToDo
 from gitops_agent.errors import Interrupted, UserError
 from gitops_agent.files import decode, write_atomic
 from gitops_agent.gate import Gate, resolve_gate
@@ -43,28 +43,34 @@ from gitops_agent.memory import (
     record_pending,
 )
 from gitops_agent.notify import notify, notify_urls, session_notification
-from gitops_agent.plan import Task, set_status
+from gitops_agent.plan import Task, TaskStatus, set_status
 from gitops_agent.policy.eligibility import verdicts as check
 from gitops_agent.policy.masking import mask
 from gitops_agent.project import Project, base_of, find_root
 from gitops_agent.rejected import (
-    NEEDS_HUMAN,
     STATUS_TRAILER,
     marked_awaiting_review,
     rejected_tasks,
     status_trailer,
 )
 from gitops_agent.render import fence, render
-from gitops_agent.results import MEMORY_BRANCH, Listener, Outcome, SessionResult, TaskResult
+from gitops_agent.results import (
+    BRANCH_PREFIX,
+    MEMORY_BRANCH,
+    Listener,
+    Outcome,
+    OutputOf,
+    Phase,
+    SessionResult,
+    TaskResult,
+)
 from gitops_agent.review import tasks_awaiting_review
 from gitops_agent.runner import Runner
-from gitops_agent.runstate import STALE_REF_LOCK, RunState, now_iso, run_lock
+from gitops_agent.runstate import STALE_REF_LOCK, STATE_DIR, RunState, now_iso, run_lock
 from gitops_agent.session import queue as selection
 from gitops_agent.session.attempt import AttemptResult, Context, Verdict, attempt
 from gitops_agent.session.places import Places, remove_leftovers, session_places
 
-BRANCH_PREFIX = "autonomous/"
-STATE_DIR = "gitops-agent"  # under the repository's git directory
 NOTHING_TO_DO_TRAILER = "Nothing-To-Do"
 
 
@@ -126,7 +132,7 @@ def _record_killed(session: _Session, left: dict[str, Any]) -> list[str]:
     name = left.get("session")
     if not isinstance(name, str) or not name or load_session(session.repo, name) is not None:
         return []
-    task, phase = left.get("task"), left.get("phase") or "starting"
+    task, phase = left.get("task"), left.get("phase") or Phase.STARTING.value
     doing = f"{phase} of task {task} (attempt {left.get('attempt')})" if task else str(phase)
     finished = _iso_or_now(left.get("updated"))
     started = _iso_or_now(left.get("started"), finished)
@@ -235,7 +241,7 @@ class _Session:
         try:
             queue = self._queue()
             if queue:
-                self.run_state.update(phase="checkout")
+                self.run_state.update(phase=Phase.CHECKOUT.value)
                 leaves = self.agent.leaves if self.agent is not None else ()
                 with session_places(
                     self.repo, self.base_commit, self.session, agent_leaves=leaves
@@ -296,7 +302,7 @@ class _Session:
                     f"Its pull request #{pull.number} ({pull.url}) was closed without merging, "
                     "so it is not run again.",
                     f"Its pull request #{pull.number} was closed without merging; a person must "
-                    f"decide what to do with it (its status is set to {NEEDS_HUMAN}).",
+                    f"decide what to do with it (its status is set to {TaskStatus.NEEDS_HUMAN}).",
                 )
             elif choice.decision is selection.Decision.NEEDS_HUMAN:
                 self._mark_needs_human(
@@ -305,7 +311,7 @@ class _Session:
                     "it, so it is not run again until a person looks at it.",
                     f"It was rolled back in each of the last {choice.failed} sessions that ran "
                     "it (`max_failed_sessions`); a person must rewrite or split it, then set its "
-                    f"status back to READY (its status is set to {NEEDS_HUMAN}).",
+                    f"status back to READY (its status is set to {TaskStatus.NEEDS_HUMAN}).",
                 )
             elif choice.decision is selection.Decision.AWAITING:
                 self._record(choice.task, Outcome.SKIPPED, choice.reason)
@@ -389,11 +395,11 @@ class _Session:
             plan_rel = self.project.plan.path
             data = self.repo.read_blob(self.tip, plan_rel)
             assert data is not None  # the session's plan was read from the base
-            updated = set_status(decode(data, plan_rel), task.id, NEEDS_HUMAN, plan_rel)
+            updated = set_status(decode(data, plan_rel), task.id, TaskStatus.NEEDS_HUMAN, plan_rel)
             tree = self.repo.replace_in_tree(self.tip, {plan_rel: updated.encode()})
             message = (
                 f"Mark {task.id} as needing a person\n\n{why} Merging this sets its status in "
-                f"{plan_rel} to {NEEDS_HUMAN}."
+                f"{plan_rel} to {TaskStatus.NEEDS_HUMAN}."
             )
             message = mask(message)
             trailers = {
@@ -410,7 +416,7 @@ class _Session:
 
     def _run_queue(self, queue: list[Task], places: Places) -> None:
         assert self.gate is not None
-        self.run_state.update(phase="baseline gate")
+        self.run_state.update(phase=Phase.BASELINE_GATE.value)
         self.baseline = self._baseline(places)
         broken = cannot_judge(self.baseline)
         if broken is not None:
@@ -540,7 +546,9 @@ class _Session:
                 result = replace(result, failure=self._out_of_time(result, task_budget))
                 number -= 1
                 break
-            self._phase(task, "command" if task.run is not None else "agent", number, attempts)
+            self._phase(
+                task, Phase.COMMAND if task.run is not None else Phase.AGENT, number, attempts
+            )
             prompt = None if task.run is not None else self._prompt(task, feedback)
             phase = partial(self._phase, task, attempt=number, attempts=attempts)
             result = attempt(ctx, task, self.tip, prompt, phase, timeout=left)
@@ -564,7 +572,7 @@ class _Session:
                 return self._nothing_to_do(task, number, started, tuple(kept))
             if result.verdict is Verdict.PASSED:
                 assert result.tree is not None
-                self._phase(task, "commit", number, attempts)
+                self._phase(task, Phase.COMMIT, number, attempts)
                 commit = self._commit(task, result.tree)
                 return self._record(
                     task,
@@ -611,7 +619,7 @@ class _Session:
         a person (`leave`); neither counts as a failure."""
         said = "Nothing to do: the command ran and changed no file"
         duration = time.monotonic() - started
-        if self.constraints.nothing_to_do == "leave":
+        if self.constraints.nothing_to_do is NothingToDo.LEAVE:
             return self._record(
                 task,
                 Outcome.SKIPPED,
@@ -623,7 +631,7 @@ class _Session:
         plan_rel = self.project.plan.path
         data = self.repo.read_blob(self.tip, plan_rel)
         assert data is not None  # the session's plan was read from the base
-        updated = set_status(decode(data, plan_rel), task.id, "DONE", plan_rel)
+        updated = set_status(decode(data, plan_rel), task.id, TaskStatus.DONE, plan_rel)
         tree = self.repo.replace_in_tree(self.repo.tree_of(self.tip), {plan_rel: updated.encode()})
         commit = self._commit(
             task,
@@ -663,7 +671,7 @@ class _Session:
             details=result.violations,
             already_failing=result.already_failing,
             # An agent's (or command's) own failure output is in its transcript already.
-            gate_output=result.output if result.output_of == "gate" else "",
+            gate_output=result.output if result.output_of is OutputOf.GATE else "",
             output_label="Gate output",
             transcript=result.transcript,
             transcript_label="Command output" if task.run is not None else "Agent output",
@@ -722,8 +730,10 @@ class _Session:
         self.tip = commit
         return commit
 
-    def _phase(self, task: Task, phase: str, attempt: int, attempts: int) -> None:
-        self.run_state.update(task=task.id, phase=phase, attempt=attempt, max_attempts=attempts)
+    def _phase(self, task: Task, phase: Phase, attempt: int, attempts: int) -> None:
+        self.run_state.update(
+            task=task.id, phase=phase.value, attempt=attempt, max_attempts=attempts
+        )
         self.listener.phase(task, phase, attempt, attempts)
 
     def _record(self, task: Task, outcome: Outcome, reason: str, **fields: object) -> TaskResult:

@@ -19,7 +19,7 @@ from gitops_agent.files import decode
 from gitops_agent.gate import Gate
 from gitops_agent.gate.verdict import GateRun, run_gate, tree_lines
 from gitops_agent.git import Repo
-from gitops_agent.plan import TESTS_YES, Task, set_status
+from gitops_agent.plan import TESTS_YES, Task, TaskStatus, set_status
 from gitops_agent.policy.inspect import inspect_change, show
 from gitops_agent.policy.masking import mask
 from gitops_agent.policy.provenance import change_problems
@@ -28,6 +28,7 @@ from gitops_agent.policy.tests_guard import (
     guard_tests,
     title_says_it_writes_tests,
 )
+from gitops_agent.results import OutputOf, Phase
 from gitops_agent.runner import Runner
 from gitops_agent.session.places import Places
 
@@ -55,7 +56,7 @@ class AttemptResult:
     candidate: str | None = None  # the tree the attempt left, passed or not (evidence)
     transcript: str = ""  # the agent's (or command's) own output, masked, the end of it
     already_failing: tuple[str, ...] = ()  # gate failures that were already on the base
-    output_of: str = "gate"  # whose `output` it is: gate, agent or command
+    output_of: OutputOf = OutputOf.GATE  # whose `output` it is
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +80,7 @@ def attempt(
     task: Task,
     tip: str,
     prompt: str | None,
-    phase: Callable[[str], None] = lambda _name: None,
+    phase: Callable[[Phase], None] = lambda _name: None,
     *,
     timeout: float,
 ) -> AttemptResult:
@@ -98,7 +99,7 @@ def _judge(
     task: Task,
     tip: str,
     ran: AgentResult,
-    phase: Callable[[str], None],
+    phase: Callable[[Phase], None],
     deadline: float,
 ) -> AttemptResult:
     c = ctx.constraints
@@ -116,7 +117,7 @@ def _judge(
             Verdict.STOPPED,
             f"{who} was silent for {c.idle_timeout_minutes:g} minutes and was stopped.",
         )
-    phase("inspect")
+    phase(Phase.INSPECT)
     edits, refusals = ctx.places.agent.capture(max_bytes=c.max_file_bytes)
     if refusals:
         return _broke(tuple(_refused(r) for r in refusals))
@@ -127,7 +128,7 @@ def _judge(
             f"{who} exited with status {ran.exit_code}.",
             output=mask(ran.output)[-2000:],  # masked whole: a cut may not split a secret
             candidate=change.tree,
-            output_of="command" if task.run is not None else "agent",
+            output_of=OutputOf.COMMAND if task.run is not None else OutputOf.AGENT,
         )
     if change.is_empty:
         if task.run is not None:
@@ -151,9 +152,9 @@ def _judge(
         return replace(_broke(tuple(v.message for v in ranked)), candidate=change.tree)
     data = ctx.repo.read_tree_blob(change.tree, ctx.plan_path)
     assert data is not None  # the plan is protected: the change cannot remove it
-    updated = set_status(decode(data, ctx.plan_path), task.id, "DONE", ctx.plan_path)
+    updated = set_status(decode(data, ctx.plan_path), task.id, TaskStatus.DONE, ctx.plan_path)
     tree = ctx.repo.replace_in_tree(change.tree, {ctx.plan_path: updated.encode()})
-    phase("gate")
+    phase(Phase.GATE)
     ctx.places.gate.reset(tip, tree=tree)
     gated = run_gate(
         ctx.gate,

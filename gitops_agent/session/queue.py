@@ -7,7 +7,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from gitops_agent.github import PullRequest
-from gitops_agent.plan import Queue, Task
+from gitops_agent.plan import Queue, Task, TaskStatus
 from gitops_agent.policy.eligibility import Verdict
 from gitops_agent.rejected import left_behind
 from gitops_agent.results import Outcome, SessionResult
@@ -40,7 +40,7 @@ def considered(verdicts: Sequence[Verdict], task_ids: Sequence[str]) -> list[Ver
         if (
             v.task.id in wanted
             if wanted
-            else v.task.queue is Queue.READY and v.task.status != "DONE"
+            else v.task.queue is Queue.READY and v.task.status is not TaskStatus.DONE
         )
     ]
 

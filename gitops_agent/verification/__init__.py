@@ -9,6 +9,7 @@ and tree (`raw_problems`) by the ones the tool's own objects obey (`policy.prove
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass, field
 
@@ -24,10 +25,8 @@ from gitops_agent.policy.provenance import (
     tree_problems,
 )
 from gitops_agent.project import Base
-from gitops_agent.results import MEMORY_BRANCH
+from gitops_agent.results import BRANCH_PREFIX, INTEGRATION_PREFIX, MEMORY_BRANCH
 
-SESSION_PREFIX = "autonomous/"
-INTEGRATION_PREFIX = "autonomous/integration-"
 _INTEGRATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 _MAX_COMMITS = 500  # far beyond any session or integration; a bound on the work of a walk
 
@@ -49,17 +48,24 @@ class Check:
     times: dict[str, int] = field(default_factory=dict)  # commit -> committer time
 
 
-def branch_kind(branch: str) -> str | None:
-    """Which of the tool's branches a name is: "memory", "session" or "integration" (None:
-    not a name the tool gives)."""
+class BranchKind(enum.Enum):
+    """The branches the tool makes, each judged by its own rules."""
+
+    MEMORY = "memory"  # MEMORY_BRANCH
+    SESSION = "session"  # autonomous/<session id>
+    INTEGRATION = "integration"  # autonomous/integration-<id>
+
+
+def branch_kind(branch: str) -> BranchKind | None:
+    """Which of the tool's branches a name is (None: not a name the tool gives)."""
     if branch == MEMORY_BRANCH:
-        return "memory"
+        return BranchKind.MEMORY
     if branch.startswith(INTEGRATION_PREFIX):
         ident = branch.removeprefix(INTEGRATION_PREFIX)
-        return "integration" if _INTEGRATION_ID.fullmatch(ident) else None
-    if branch.startswith(SESSION_PREFIX):
-        started = session_start(branch.removeprefix(SESSION_PREFIX))
-        return "session" if started is not None else None
+        return BranchKind.INTEGRATION if _INTEGRATION_ID.fullmatch(ident) else None
+    if branch.startswith(BRANCH_PREFIX):
+        started = session_start(branch.removeprefix(BRANCH_PREFIX))
+        return BranchKind.SESSION if started is not None else None
     return None
 
 

@@ -19,19 +19,21 @@ from __future__ import annotations
 from typing import Any
 
 from gitops_agent.change import Change, FileStatus
+from gitops_agent.constraints import NothingToDo
 from gitops_agent.errors import PlanError
 from gitops_agent.files import decode
 from gitops_agent.git import Repo
 from gitops_agent.git.remote import IncomingCommit, incoming_commits, merge_is_clean_of
-from gitops_agent.plan import Task, set_status
+from gitops_agent.plan import Task, TaskStatus, set_status
 from gitops_agent.policy.eligibility import Verdict
 from gitops_agent.policy.inspect import inspect_change
 from gitops_agent.policy.provenance import change_problems, session_start, trailer_problems
 from gitops_agent.policy.tests_guard import guard_tests
-from gitops_agent.rejected import NEEDS_HUMAN, STATUS_TRAILER, parse_status_trailer
+from gitops_agent.rejected import STATUS_TRAILER, parse_status_trailer
+from gitops_agent.results import BRANCH_PREFIX, Outcome
 from gitops_agent.session.attempt import tests_may_change
 
-from . import SESSION_PREFIX, Check, branch_kind, raw_problems
+from . import BranchKind, Check, branch_kind, raw_problems
 
 RESULT_FILE = "result.json"  # as `bundle` names it
 _NOTHING_TO_DO = "Nothing-To-Do"  # the trailer of `run`'s commit for a codemod with nothing to do
@@ -77,7 +79,7 @@ def _commits_problems(
     base, verdicts = checking.base, checking.verdicts
     project = base.project
     kind = branch_kind(branch)
-    integration = kind == "integration"
+    integration = kind is BranchKind.INTEGRATION
     problems: list[str] = []
     done: dict[str, str] = {}  # task -> its commit on this branch
     marked: dict[str, str] = {}  # task -> the status commit that set it NEEDS_HUMAN
@@ -98,7 +100,7 @@ def _commits_problems(
         session = trailers.get("Session")
         if session is not None and (
             session_start(session) is None
-            or (kind == "session" and branch != f"{SESSION_PREFIX}{session}")
+            or (kind is BranchKind.SESSION and branch != f"{BRANCH_PREFIX}{session}")
         ):
             problems.append(f"{short}: its Session trailer {session!r} is not this branch's")
         if STATUS_TRAILER in trailers:
@@ -154,7 +156,11 @@ def _task_problems(checking: Check, short: str, task: Task, commit: IncomingComm
     problems = [f"{short}: {plan_problem}"] if plan_problem else []
     nothing = commit.info.trailers.get(_NOTHING_TO_DO)
     if nothing is not None:
-        if nothing != "yes" or task.run is None or constraints.nothing_to_do != "done":
+        if (
+            nothing != "yes"
+            or task.run is None
+            or constraints.nothing_to_do is not NothingToDo.DONE
+        ):
             problems.append(
                 f"{short}: a `{_NOTHING_TO_DO}` commit, but task `{task.id}` "
                 + ("has no Run: command" if task.run is None else "may not be closed that way")
@@ -214,7 +220,7 @@ def _json_tasks_problems(
         said = {
             str(t.get("id")): str(t.get("commit"))
             for t in tasks
-            if isinstance(t, dict) and t.get("outcome") == "committed"
+            if isinstance(t, dict) and t.get("outcome") == Outcome.COMMITTED.value
         }
     elif isinstance(merged, list):
         said = {
@@ -253,7 +259,7 @@ def _without_status_edit(
     old = repo.read_blob(change.base, plan_path) or b""
     new = repo.read_blob(commit.info.id, plan_path) or b""
     try:
-        expected = set_status(decode(old, plan_path), task_id, "DONE", plan_path).encode()
+        expected = set_status(decode(old, plan_path), task_id, TaskStatus.DONE, plan_path).encode()
     except PlanError as err:
         return kept, f"the plan cannot be read: {err}"
     if new != expected:
@@ -269,8 +275,8 @@ def _status_problem(
     trailers = commit.info.trailers
     value = trailers[STATUS_TRAILER]
     parsed = parse_status_trailer(value)
-    if parsed is None or parsed[1] != NEEDS_HUMAN:
-        return f"its Task-Status is {value!r}, not `<task> {NEEDS_HUMAN}`", ""
+    if parsed is None or parsed[1] != TaskStatus.NEEDS_HUMAN:
+        return f"its Task-Status is {value!r}, not `<task> {TaskStatus.NEEDS_HUMAN}`", ""
     task_id = parsed[0]
     if "Task-Id" in trailers:
         return "carries both Task-Id and Task-Status; a status commit carries no result", task_id
@@ -283,13 +289,17 @@ def _status_problem(
     others = sorted({f.path for f in files} - {plan_path})
     if others:
         return f"a status commit that changes more than {plan_path}: {', '.join(others)}", task_id
-    beyond = f"changes {plan_path} beyond setting task `{task_id}`'s status to {NEEDS_HUMAN}"
+    beyond = (
+        f"changes {plan_path} beyond setting task `{task_id}`'s status to {TaskStatus.NEEDS_HUMAN}"
+    )
     if len(files) != 1 or files[0].status is not FileStatus.MODIFIED:
         return beyond, task_id
     old = repo.read_blob(commit.change.base, plan_path) or b""
     new = repo.read_blob(commit.info.id, plan_path) or b""
     try:
-        expected = set_status(decode(old, plan_path), task_id, NEEDS_HUMAN, plan_path).encode()
+        expected = set_status(
+            decode(old, plan_path), task_id, TaskStatus.NEEDS_HUMAN, plan_path
+        ).encode()
     except PlanError as err:
         return f"the plan cannot be read: {err}", task_id
     if new == old or new != expected:
