@@ -1,7 +1,7 @@
 """A GitHub stand-in on loopback that keeps state: pull requests are created, listed, updated and
 labelled as GitHub does it, for the few endpoints the tool calls.
 
-Unlike the replayed exchanges of tests/test_github.py it does not fix the order of requests, so
+Unlike the replayed exchanges of testing/replay.py it does not fix the order of requests, so
 whole runs (the console script, in a subprocess) can talk to it. It can be told to fail the next
 pull-request creations with a 500, as GitHub sometimes does. It pages a listing as GitHub does:
 `per_page` items, and a `Link` header whose rel="next" URL names the repository by its id.

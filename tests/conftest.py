@@ -1,15 +1,16 @@
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from testing.fixtures import CLI, make_repo
+from testing.fixtures import git as git  # re-exported: tests/test_check.py imports it
 from testing.golden import REGEN_OPTION, Golden
+from testing.inbox import Inbox, receiving
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -35,49 +36,9 @@ def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     return max(4, os.cpu_count() or 1)
 
 
-FIXTURES = Path(__file__).parent / "fixtures"
-SEED_PLAN = FIXTURES / "plans" / "seed_queue.md"
-SEED_CONSTRAINTS = FIXTURES / "constraints" / "seed_constraints.md"
-
-
-def git(cwd: Path, *args: str) -> str:
-    """Run the git CLI (tests only) and return its stdout."""
-    env = {**os.environ, "GIT_CONFIG_GLOBAL": os.devnull, "GIT_CONFIG_SYSTEM": os.devnull}
-    result = subprocess.run(
-        ["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True
-    )
-    return result.stdout
-
-
-def make_repo(path: Path, files: dict[str, str] | None = None) -> Path:
-    """A git repository on branch main with `files` committed."""
-    path.mkdir(parents=True, exist_ok=True)
-    git(path, "init", "-q", "-b", "main")
-    git(path, "config", "user.name", "Test Person")
-    git(path, "config", "user.email", "person@example.com")
-    for name, text in (files or {"README.md": "hello\n"}).items():
-        target = path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "initial")
-    return path
-
-
 @pytest.fixture
 def repo(tmp_path: Path) -> Path:
     return make_repo(tmp_path / "repo")
-
-
-def _console_script() -> list[str]:
-    script = Path(sys.executable).parent / "gitops-agent"
-    if script.exists():
-        return [str(script)]
-    found = shutil.which("gitops-agent")
-    return [found] if found else [sys.executable, "-m", "gitops_agent"]
-
-
-CLI = _console_script()
 
 
 @pytest.fixture
@@ -98,3 +59,10 @@ def cli() -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
+
+
+@pytest.fixture
+def inbox() -> Iterator[Inbox]:
+    """An HTTP server that records every JSON body posted to it (testing/inbox.py)."""
+    with receiving() as box:
+        yield box

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import CLI, SEED_CONSTRAINTS, SEED_PLAN, git, make_repo
+from testing.fixtures import CLI, SEED_CONSTRAINTS, SEED_PLAN, git, make_repo
 from testing.redteam import plan_text, task_block
 
 EXAMPLE = Path(__file__).parent.parent / "examples" / "python-project"

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import testing.redteam
-from conftest import git, make_repo
+from testing.fixtures import git, make_repo
 
 BIN = Path(sys.executable).parent
 

@@ -19,11 +19,11 @@ from typing import Any
 
 import pytest
 
-from conftest import git, make_repo
 from gitops_agent.git import RefMovedError, Repo
 from gitops_agent.git.remote import fetch_autonomous, push_cas
 from gitops_agent.memory import join_memory, load_sessions, record_session
 from gitops_agent.results import MEMORY_BRANCH, Outcome, SessionResult, TaskResult
+from testing.fixtures import git, make_repo
 from testing.github_api import serve
 from testing.redteam import console_script, plan_text, task_block
 

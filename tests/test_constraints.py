@@ -4,9 +4,9 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SEED_CONSTRAINTS
 from gitops_agent.constraints import DEFAULTS, load_constraints, parse_constraints
 from gitops_agent.errors import ConstraintsError, UserError
+from testing.fixtures import SEED_CONSTRAINTS
 
 
 def seed_text() -> str:

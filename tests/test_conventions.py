@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import make_repo
+from testing.fixtures import make_repo
 from testing.redteam import plan_text, task_block
 
 

@@ -9,11 +9,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from test_github import TOKEN, done, serve
-
-from conftest import git, make_repo
-from test_run import EDITABLE_PACKAGE, STAND_INS, editable_venv, make_project, task_block
 from testing import github_permissions
+from testing.editable import EDITABLE_PACKAGE, editable_venv
+from testing.fixtures import git, make_repo
+from testing.project import STAND_INS, make_project, task_block
+from testing.replay import TOKEN, done, serve
 
 TASKS = task_block("t1", "Add a", run="touch src/a.py")
 

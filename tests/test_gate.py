@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 import testing.redteam
-from conftest import git, make_repo
+from testing.fixtures import git, make_repo
 
 PYTEST_GATE = f"PYTHONPATH=src {sys.executable} -m pytest -q -p no:cacheprovider tests"
 RUFF = shutil.which("ruff") or str(Path(sys.executable).parent / "ruff")

@@ -14,7 +14,6 @@ from typing import Any
 
 import pytest
 
-from conftest import git, make_repo
 from gitops_agent.errors import PlanError, UserError
 from gitops_agent.install_source import (
     InstallSource,
@@ -24,6 +23,7 @@ from gitops_agent.install_source import (
     source_from_direct_url,
 )
 from gitops_agent.plan import parse_plan
+from testing.fixtures import git, make_repo
 
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
 SHA = "ab" * 32

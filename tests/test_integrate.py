@@ -14,10 +14,9 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from test_github import TOKEN, done, serve
-
-from conftest import CLI, git
-from test_run import make_project, task_block
+from testing.fixtures import CLI, bare_remote, fresh_clone, git
+from testing.project import make_project, task_block
+from testing.replay import TOKEN, done, serve
 
 TASKS = (
     task_block("t1", "Add a", run="printf 'A = 1\\n' > src/a.py")
@@ -133,20 +132,6 @@ def test_verify_refuses_a_tampered_artifact_and_takes_in_nothing(tmp_path, cli) 
     assert "beyond setting task `t1`'s status to DONE" in refused.stderr
     assert ".github/workflows/x.yml" in refused.stderr
     assert "autonomous/evil" not in git(clone, "branch")
-
-
-def bare_remote(tmp_path: Path, repo: Path) -> Path:
-    remote = tmp_path / "remote.git"
-    git(tmp_path, "init", "-q", "--bare", "-b", "main", str(remote))
-    git(repo, "remote", "add", "origin", str(remote))
-    git(repo, "push", "-q", "origin", "main")
-    return remote
-
-
-def fresh_clone(tmp_path: Path, remote: Path, name: str) -> Path:
-    clone = tmp_path / name
-    git(tmp_path, "clone", "-q", str(remote), str(clone))
-    return clone
 
 
 def start_job(tmp_path: Path, remote: Path, task: str) -> subprocess.Popen[str]:

@@ -19,9 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
-from test_notify import Inbox, inbox  # noqa: F401  (the fixture)
 
-from conftest import git
 from gitops_agent.console import err, show_run
 from gitops_agent.error_handler import EXIT_INTERNAL, error_handler
 from gitops_agent.notify import notify
@@ -36,8 +34,10 @@ from gitops_agent.policy.masking import (
     secret_values,
 )
 from gitops_agent.results import Outcome, TaskResult
-from test_memory import make_session
-from test_run import make_project, run, task_block
+from testing.fixtures import git
+from testing.inbox import Inbox
+from testing.project import make_project, run, task_block
+from testing.sessions import make_session
 
 SECRET = "sk-ant-test-0123456789"
 
@@ -331,7 +331,7 @@ def test_the_crash_log_and_the_message_are_masked(
     assert secret not in message and "could not use ***" in message
 
 
-def test_a_notification_is_masked_before_it_leaves(secret: str, inbox: Inbox) -> None:  # noqa: F811
+def test_a_notification_is_masked_before_it_leaves(secret: str, inbox: Inbox) -> None:
     problems = notify([f"json://127.0.0.1:{inbox.port}/n"], f"about {secret}", f"saw {secret}")
 
     assert problems == []

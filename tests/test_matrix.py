@@ -7,8 +7,8 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from conftest import SEED_CONSTRAINTS, SEED_PLAN, git, make_repo
-from test_run import make_project, task_block
+from testing.fixtures import SEED_CONSTRAINTS, SEED_PLAN, git, make_repo
+from testing.project import make_project, task_block
 
 TASKS = "".join(task_block(f"t{n}", f"Task {n}", run=f"touch src/t{n}.py") for n in range(1, 5))
 

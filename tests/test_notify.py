@@ -2,56 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
-
-import pytest
 
 from gitops_agent.notify import notify, notify_urls, session_notification
 from gitops_agent.results import Outcome, TaskResult
-from test_memory import make_session
+from testing.inbox import Inbox
+from testing.sessions import make_session
 
 NIGHT = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)
-
-
-class Inbox:
-    def __init__(self, port: int) -> None:
-        self.port = port
-        self.received: list[tuple[str, dict[str, Any]]] = []
-
-
-@pytest.fixture
-def inbox() -> Iterator[Inbox]:
-    """An HTTP server that records every JSON body posted to it."""
-    box: Inbox
-
-    class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:
-            length = int(self.headers.get("Content-Length", "0"))
-            box.received.append((self.path, json.loads(self.rfile.read(length))))
-            self.send_response(200)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-
-        def log_message(self, format: str, *args: object) -> None:
-            """Quiet: the test asserts what arrived."""
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    box = Inbox(server.server_address[1])
-    thread = threading.Thread(
-        target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-    )
-    thread.start()
-    try:
-        yield box
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def dead_port() -> int:

@@ -7,9 +7,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from conftest import FIXTURES, SEED_PLAN
 from gitops_agent.errors import PlanError
 from gitops_agent.plan import Queue, Task, parse_plan, set_status
+from testing.fixtures import FIXTURES, SEED_PLAN
 
 PLANS = FIXTURES / "plans"
 
@@ -150,6 +150,8 @@ def test_bad_plan_names_the_line(text: str, line: int, words: str) -> None:
     ).map("\n".join)
 )
 def test_any_text_parses_or_fails_with_a_line_number(text: str) -> None:
+    # Any text at all: no other exception. That the line is the offending one is proven below,
+    # where the offending line is known.
     try:
         plan = parse_plan(text, "P.md")
     except PlanError as exc:
@@ -157,6 +159,92 @@ def test_any_text_parses_or_fails_with_a_line_number(text: str) -> None:
         assert exc.path == "P.md"
     else:
         assert all(t.line >= 1 for t in plan.tasks)
+
+
+# A plan that parses, as lines; and the lines that make it fail, each where it is wrong.
+SETTINGS = ("objective: Ship it", "gate: echo ok", 'schedule: "0 2 * * *"', "timezone: UTC")
+BAD_SETTINGS = ("colour: blue", "timezone: Mars/Olympus", "schedule: nightly", "notify: []")
+QUEUE_HEADINGS = ("### Ready for Autonomous Execution", "## Pending Approval", "## Not Ready")
+OTHER_HEADINGS = ("# Plan", "## Notes")
+PROSE = ("Some prose about the plan.", "", "**Objective**: ship it", "  indented prose")
+CODE = ("```", "→ **[]** not a task in code", "  - Status: ???", "```")
+COMMENT = ("<!--", "→ no ID, but hidden", "  - Estimated lines: lots", "-->")
+DETAILS = (
+    "  - Status: READY",
+    "  - Alignment score: 90/100",
+    "  - Estimated lines: 10",
+    "  - Tests defined: ✅ Yes",
+    "  - Run: `echo hi`",
+    "  - Owner: Ada",
+)
+BAD_TASK_LINES = ("→ Add a user model", "→ **[]** Empty", "- **[a b]** Space", "→ **[zz]**")
+BAD_DETAILS = (
+    "  - Alignment score: high",
+    "  - Alignment score: 150/100",
+    "  - Estimated lines: lots",
+    "  - Tests defined: maybe",
+    "  - Status: 42",
+    "  - Run: ``",
+)
+OUTSIDE_A_TASK = "  - Status: READY"
+
+
+@st.composite
+def plans_with_a_bad_line(draw: st.DrawFn) -> tuple[list[str], int, str]:
+    """(a valid plan's lines, an index into them, a line that is wrong there)."""
+    lines: list[str] = []
+    wrong: list[tuple[int, str]] = []  # (index, line): inserted at index, the plan fails there
+    tasks: list[tuple[int, str]] = []  # (index of the task line, its ID)
+    if draw(st.booleans()):
+        lines += ["---", *draw(st.lists(st.sampled_from(SETTINGS), unique=True)), "---"]
+        for at in range(1, len(lines)):
+            later = {setting.split(":")[0] for setting in lines[at:-1]}  # would be the twice
+            wrong.extend((at, bad) for bad in BAD_SETTINGS if bad.split(":")[0] not in later)
+            wrong.extend((at, twice) for twice in lines[1:at])  # a key again
+
+    def task_lines_wrong_at(at: int) -> None:
+        wrong.extend((at, bad) for bad in BAD_TASK_LINES)
+        wrong.extend((at, f"→ **[{task_id}]** Again") for line, task_id in tasks if line < at)
+
+    kinds = ("queue", "heading", "task", "prose", "code", "comment")
+    for number, kind in enumerate(draw(st.lists(st.sampled_from(kinds), max_size=12))):
+        task_lines_wrong_at(len(lines))
+        if kind == "queue":
+            lines.append(draw(st.sampled_from(QUEUE_HEADINGS)))
+            wrong.append((len(lines), OUTSIDE_A_TASK))  # under a queue, before any task
+        elif kind == "heading":
+            lines.append(draw(st.sampled_from(OTHER_HEADINGS)))
+        elif kind == "prose":
+            lines.append(draw(st.sampled_from(PROSE)))
+        elif kind in ("code", "comment"):
+            lines += CODE if kind == "code" else COMMENT
+        else:
+            start, task_id = len(lines), f"t{number}"
+            tasks.append((start, task_id))
+            lines.append(f"{draw(st.sampled_from(['→', '-']))} **[{task_id}]** Task {number}")
+            lines += draw(st.lists(st.sampled_from(DETAILS), unique=True))
+            for at in range(start + 1, len(lines) + 1):
+                task_lines_wrong_at(at)
+                wrong.extend((at, bad) for bad in BAD_DETAILS)
+                wrong.extend((at, twice) for twice in lines[start + 1 : at])  # a key again
+    task_lines_wrong_at(len(lines))
+    at, bad = draw(st.sampled_from(wrong))
+    return lines, at, bad
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(plans_with_a_bad_line())
+def test_one_bad_line_in_a_valid_plan_is_the_line_the_error_names(
+    case: tuple[list[str], int, str],
+) -> None:
+    lines, at, bad = case
+    parse_plan("\n".join(lines) + "\n", "P.md")  # without the bad line, the plan is valid
+    text = "\n".join([*lines[:at], bad, *lines[at:]]) + "\n"
+    with pytest.raises(PlanError) as info:
+        parse_plan(text, "P.md")
+    assert info.value.line == at + 1, (info.value.message, text)
+    assert info.value.path == "P.md"
+    assert str(info.value).startswith(f"P.md:{at + 1}: ")
 
 
 def test_set_status_changes_that_line_only() -> None:

@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from conftest import CLI, git, make_repo
-from test_run import session_branches, task_block, user_state
+from testing.fixtures import CLI, git, make_repo
 from testing.model_server import serving, serving_chat, serving_gemini, serving_responses
+from testing.project import session_branches, task_block, user_state
 
 CLAUDE = shutil.which("claude")
 needs_claude = pytest.mark.skipif(CLAUDE is None, reason="Claude Code is not installed")

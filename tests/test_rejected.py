@@ -1,6 +1,6 @@
 """A task whose pull request a person closed without merging: marked NEEDS_HUMAN, never rerun.
 
-Sessions run the installed console script against a replayed GitHub API (tests/test_github.py's
+Sessions run the installed console script against a replayed GitHub API (testing/replay.py's
 local server), so every request the session makes is checked against the recording.
 """
 
@@ -10,12 +10,10 @@ import json
 from pathlib import Path
 from typing import Any
 
-from test_github import TOKEN, done, serve
-from test_integrate import bare_remote, fresh_clone
-
-from conftest import git
 from gitops_agent.plan import set_status
-from test_run import make_project, outcomes, run, show, task_block
+from testing.fixtures import bare_remote, fresh_clone, git
+from testing.project import make_project, outcomes, run, show, task_block
+from testing.replay import TOKEN, done, serve
 
 PLAN = "PROJECT_PLAN.md"
 TASKS = task_block("t1", "Add a greeting module", "echo 'X = 1' > src/greet.py") + task_block(

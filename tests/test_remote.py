@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, make_repo
 from gitops_agent.errors import UserError
 from gitops_agent.git import Repo
 from gitops_agent.git.remote import (
@@ -18,6 +17,7 @@ from gitops_agent.git.remote import (
     push,
     remote_branches,
 )
+from testing.fixtures import git, make_repo
 
 
 def with_remote(tmp_path: Path) -> tuple[Path, Path]:

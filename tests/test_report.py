@@ -12,47 +12,22 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SEED_CONSTRAINTS, SEED_PLAN, git, make_repo
 from gitops_agent.commands.report import parse_since
 from gitops_agent.git import Repo
 from gitops_agent.memory import record_session
 from gitops_agent.report import Brief, ProblemKind, gather, load_at_base, to_html, to_markdown
 from gitops_agent.results import Outcome, SessionResult, TaskResult
-from test_memory import make_session
+from testing.fixtures import git, make_repo
+from testing.project import seed_repo
+from testing.sessions import awaiting_branch, make_session
 
 CHROMIUM = Path("/usr/bin/chromium")
-
-
-def seed_repo(tmp_path: Path, front_matter: str = "") -> Path:
-    """The seed's plan and constraints, committed on main (a run reads them from there)."""
-    plan = SEED_PLAN.read_text(encoding="utf-8")
-    if "schedule:" not in front_matter:  # as the workflow runs it, unless a test says otherwise
-        front_matter = 'schedule: "0 2 * * *"\n' + front_matter
-    plan = f"---\n{front_matter}---\n{plan}"
-    return make_repo(
-        tmp_path / "repo",
-        {
-            "PROJECT_PLAN.md": plan,
-            "docs/autonomous-constraints.md": SEED_CONSTRAINTS.read_text(encoding="utf-8"),
-            # The seed's executor runs this as the quality gate; without one nothing can run.
-            ".ai-validation/check_quality.sh": "exit 0\n",
-        },
-    )
 
 
 def rolled_back(
     task_id: str, reason: str = "The quality gate failed after 3 attempts."
 ) -> TaskResult:
     return TaskResult(task_id, "Add password hashing function", Outcome.ROLLED_BACK, reason, 3)
-
-
-def awaiting_branch(repo: Repo, session: str, task_id: str) -> str:
-    """A session branch with one task commit, as `run` leaves it for review."""
-    branch = f"autonomous/{session}"
-    repo.create_branch(branch, "main")
-    return repo.commit_files(
-        branch, {"src/user.py": b"class User: ...\n"}, "Add User", trailers={"Task-Id": task_id}
-    )
 
 
 def brief_at(root: Path, now: datetime, **options: object) -> Brief:

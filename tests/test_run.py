@@ -5,94 +5,23 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import textwrap
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-import testing.redteam
-from conftest import git, make_repo
-
-STAND_INS = Path(__file__).parent / "stand_ins"
-
-
-def task_block(task_id: str, title: str, run: str | None = None, lines: int = 10) -> str:
-    """One eligible task of the Ready queue, estimated at `lines` lines."""
-    return testing.redteam.task_block(task_id, title, run=run, lines=lines)
-
-
-def make_project(
-    tmp_path: Path,
-    tasks: str,
-    *,
-    gate: str | None = "test -f src/app.py",
-    rules: str = "",
-    agent: str | None = None,
-    extra_files: dict[str, str] | None = None,
-) -> Path:
-    front = ["---"]
-    if gate is not None:
-        front += ["gate:", f"  - {json.dumps(gate)}"]
-    if agent is not None:
-        front.append(f"agent: {json.dumps(agent)}")
-    front.append("---")
-    plan = "\n".join(front) + "\n# Plan\n\n### Ready for Autonomous Execution ✅\n\n" + tasks
-    files = {
-        "PROJECT_PLAN.md": plan,
-        "src/app.py": "def hello():\n    return 'hello'\n",
-        "README.md": "readme\n",
-        ".gitignore": "*.log\n",
-        **(extra_files or {}),
-    }
-    if rules:
-        files["docs/autonomous-constraints.md"] = "# Rules\n\n```yaml\n" + rules + "```\n"
-    return make_repo(tmp_path / "repo", files)
-
-
-def run(cli: Any, repo: Path, *args: str, env: dict[str, str] | None = None) -> dict[str, Any]:
-    result = cli("run", "--json", *args, cwd=repo, env=env)
-    assert result.returncode == 0, result.stderr
-    data: dict[str, Any] = json.loads(result.stdout)
-    return data
-
-
-def outcomes(data: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(t["id"], t["outcome"]) for t in data["tasks"]]
-
-
-def agent_script(tmp_path: Path, body: str) -> str:
-    """A stand-in agent: a small bash script that really runs, given as --agent-command."""
-    script = tmp_path / f"agent-{len(list(tmp_path.glob('agent-*')))}.sh"
-    script.write_text("set -eu\n" + textwrap.dedent(body), encoding="utf-8")
-    return f"bash {script}"
-
-
-def user_state(repo: Path) -> dict[str, Any]:
-    """Everything of the user's that a run must leave alone."""
-    files = {}
-    for path in sorted(repo.rglob("*")):
-        rel = path.relative_to(repo)
-        if rel.parts[0] == ".git" and (len(rel.parts) < 2 or rel.parts[1] == "gitops-agent"):
-            continue
-        if rel.parts[0] == ".git" and rel.parts[1] in ("objects", "logs", "refs"):
-            continue  # refs are compared below, except our own autonomous/ ones
-        if path.is_file():
-            files[rel.as_posix()] = path.read_bytes()
-    refs = git(repo, "for-each-ref", "--format=%(refname) %(objectname)")
-    own = ("refs/heads/autonomous/", "refs/gitops-agent/")
-    user_refs = [r for r in refs.splitlines() if not r.startswith(own)]
-    return {"files": files, "refs": user_refs, "head": git(repo, "symbolic-ref", "HEAD")}
-
-
-def session_branches(repo: Path) -> list[str]:
-    """Branches a person would merge: autonomous/* but the memory branch."""
-    names = git(repo, "branch", "--list", "--format=%(refname:short)", "autonomous/*").split()
-    return [name for name in names if name != "autonomous/memory"]
-
-
-def show(repo: Path, rev: str, path: str) -> str:
-    return git(repo, "show", f"{rev}:{path}")
+from testing.editable import EDITABLE_PACKAGE, editable_venv
+from testing.fixtures import CLI, git
+from testing.project import (
+    STAND_INS,
+    agent_script,
+    make_project,
+    outcomes,
+    run,
+    session_branches,
+    show,
+    task_block,
+    user_state,
+)
 
 
 def test_passing_task_is_one_commit_with_trailers_and_its_status_done(tmp_path, cli) -> None:
@@ -446,7 +375,7 @@ def start_run(tmp_path: Path, repo: Path, agent: str) -> subprocess.Popen[bytes]
     """
     work = tmp_path / "work"
     process = subprocess.Popen(
-        [*cli_command(), "run", "--agent-command", agent],
+        [*CLI, "run", "--agent-command", agent],
         cwd=repo,
         env={**os.environ, "GITOPS_AGENT_WORK_DIR": str(work)},
         stdout=subprocess.DEVNULL,
@@ -495,12 +424,6 @@ def test_a_killed_run_leaves_nothing_that_blocks_the_next(tmp_path, cli) -> None
     assert next_run.returncode == 0, next_run.stderr
     assert "Cleared what a killed run left behind" in next_run.stderr
     assert outcomes(json.loads(next_run.stdout)) == [("t1", "committed")]
-
-
-def cli_command() -> list[str]:
-    from conftest import CLI
-
-    return CLI
 
 
 def test_session_limits_on_tasks_and_time_skip_the_rest(tmp_path, cli) -> None:
@@ -641,73 +564,6 @@ def test_workspaces_never_go_to_a_shared_directory_someone_else_made(tmp_path) -
     assert private_dir(tmp_path / "open") and private_dir(tmp_path / "new")
     for name in ("open", "new"):
         assert (tmp_path / name).stat().st_mode & 0o777 == 0o700
-
-
-# A package laid out as attrs is (src/), which `pip install -e .` installs into a virtual
-# environment outside the repository: there, `import pkg` is the user's own src/.
-EDITABLE_PACKAGE = {
-    "pyproject.toml": (
-        '[build-system]\nrequires = ["setuptools>=64"]\nbuild-backend = "setuptools.build_meta"\n'
-        '\n[project]\nname = "pkg"\nversion = "0.1"\n'
-    ),
-    "src/pkg/__init__.py": (
-        "def to_bool(x):\n"
-        "    # Words that mean yes.\n"
-        "    if str(x).lower() in ('1', 'yes', 'true'):\n"
-        "        return True\n"
-        "    return False\n"
-    ),
-    "tests/test_pkg.py": (
-        "from pkg import to_bool\n\n\n"
-        "def test_to_bool():\n"
-        "    assert to_bool('yes') is True\n"
-        "    assert to_bool('no') is False\n"
-    ),
-}
-
-
-def editable_venv(venv: Path, repo: Path) -> Path:
-    """A virtual environment at `venv` with `repo` installed editable by pip, with no build
-    isolation (offline); returns its python. It has this test run's pytest, pip, setuptools."""
-    import importlib.util
-    import sys
-
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", "--without-pip", str(venv)],
-        check=True,
-        timeout=120,
-    )
-    python = venv / "bin" / "python"
-    site = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        check=True,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    ).stdout.strip()
-    ours = set()
-    for name in ("pytest", "pip", "setuptools"):
-        spec = importlib.util.find_spec(name)
-        if spec is not None and spec.origin is not None:
-            ours.add(str(Path(spec.origin).parent.parent))
-    (Path(site) / "test-tools.pth").write_text("".join(f"{p}\n" for p in sorted(ours)))
-    if subprocess.run([python, "-c", "import setuptools, pip"], timeout=60).returncode != 0:
-        pytest.skip("no setuptools or pip to install a package editable with")
-
-    def pip(*args: str | Path) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [python, "-m", "pip", *args], capture_output=True, text=True, timeout=300
-        )
-
-    install = ("install", "-q", "--no-build-isolation", "--no-deps", "-e", repo)
-    done = pip(*install)
-    if done.returncode != 0 and "bdist_wheel" in done.stdout + done.stderr:
-        # setuptools before 70.1 builds a wheel only with the `wheel` package beside it.
-        if pip("install", "-q", "wheel").returncode != 0:
-            pytest.skip("this setuptools needs the wheel package, and pip cannot get it")
-        done = pip(*install)
-    assert done.returncode == 0, done.stdout + done.stderr
-    return python
 
 
 @pytest.mark.parametrize("mechanisms", ["bwrap,landlock", "landlock"])

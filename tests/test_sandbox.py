@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, make_repo
 from gitops_agent.errors import UserError
 from gitops_agent.git import Repo, Workspace
 from gitops_agent.runner import Runner, UserRepository
@@ -27,6 +26,7 @@ from gitops_agent.sandbox import (
     run_confined,
 )
 from gitops_agent.sandbox.confine import _probe
+from testing.fixtures import git, make_repo
 
 FOUND = probe()
 MECHANISMS = [

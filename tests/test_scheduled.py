@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from conftest import git
-from test_run import make_project, outcomes, task_block
+from testing.fixtures import git
+from testing.project import make_project, outcomes, task_block
 
 
 def fresh_clone(remote: Path, path: Path) -> Path:

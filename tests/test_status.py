@@ -9,13 +9,12 @@ import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from test_report import awaiting_branch, seed_repo
-
-from conftest import make_repo
 from gitops_agent.git import Repo
 from gitops_agent.memory import record_session
 from gitops_agent.results import SessionResult
-from test_memory import make_session
+from testing.fixtures import make_repo
+from testing.project import seed_repo
+from testing.sessions import awaiting_branch, make_session
 
 WIDE = {"COLUMNS": "200"}
 
@@ -57,6 +56,16 @@ def write_run(root: Path, pid: int, **fields: object) -> Path:
     return path
 
 
+def table_rows(shown: str) -> list[list[str]]:
+    """The header and body rows of the tables (and panels) in `shown`: each row's cells, read
+    between the box characters and stripped, whatever padding rich gave the columns."""
+    return [
+        [cell.strip() for cell in re.split("[│┃]", line)[1:-1]]
+        for line in shown.splitlines()
+        if line.startswith(("│", "┃"))
+    ]
+
+
 def dead_pid() -> int:
     child = subprocess.run(
         [sys.executable, "-c", "import os; print(os.getpid())"],
@@ -78,13 +87,13 @@ def test_status_shows_the_last_session_review_branches_and_queue(tmp_path: Path,
     assert "1 committed, 1 rolled back, 1 blocked, 1 skipped" in shown
     assert "branch autonomous/s-last" in shown
     assert "stopped early" not in shown
-    cells = [re.findall(r"[^│┃\s][^│┃]*?(?=\s*[│┃])", line) for line in shown.splitlines()]
-    assert ["autonomous/s-last", "task_3", "1"] in cells
-    queue = cells[
-        cells.index(
+    rows = table_rows(shown)
+    assert ["autonomous/s-last", "task_3", "1"] in rows
+    queue = rows[
+        rows.index(
             ["Ready", "Pending", "Not ready", "Done", "Eligible", "Awaiting review", "Can run"]
         )
-        + 2
+        + 1
     ]
     assert queue == ["2", "1", "2", "0", "2", "1", "1"]  # the same counts as every view
     assert "Next up: task_5" in shown

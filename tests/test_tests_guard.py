@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from conftest import git, make_repo
 from gitops_agent.change import SYMLINK_MODE, Change, FileStatus
 from gitops_agent.git import Repo
 from gitops_agent.git.remote import incoming_commits
@@ -30,6 +29,7 @@ from gitops_agent.policy.tests_guard import (
     # Renamed: pytest would collect a function called test_* as a test of this module.
     test_config_sections as config_sections,
 )
+from testing.fixtures import git, make_repo
 
 PYPROJECT = """\
 [project]

@@ -15,9 +15,9 @@ from typing import Any
 import pytest
 import yaml
 
-from conftest import CLI, git, make_repo
 from gitops_agent.agents import PRESETS
-from test_run import make_project, task_block
+from testing.fixtures import CLI, git, make_repo
+from testing.project import make_project, task_block
 
 WORKFLOW = ".github/workflows/gitops-agent.yml"
 DEPENDABOT = ".github/dependabot.yml"
