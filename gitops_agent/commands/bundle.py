@@ -15,22 +15,13 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-from gitops_agent.errors import UserError
+from gitops_agent.artifact import BUNDLE_FILE, NO_RESULT, RESULT_FILE, STALE_FILES, read_result
 from gitops_agent.files import write_atomic
 from gitops_agent.git import Repo
 from gitops_agent.git.remote import create_bundle
 from gitops_agent.project import find_root
-from gitops_agent.results import BRANCH_PREFIX, MEMORY_BRANCH
-
-BUNDLE_FILE = "result.bundle"
-RESULT_FILE = "result.json"
-STALE_FILES = ("pr-body.md",)  # what older versions packed, removed from a reused directory
-
-
-# What a run that printed nothing (it crashed) is packed as: no session, no branch, no tasks.
-NO_RESULT: dict[str, Any] = {"session": None, "branch": None, "tasks": []}
+from gitops_agent.results import MEMORY_BRANCH
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,24 +30,6 @@ class Packed:
     branches: tuple[str, ...]  # the branches the bundle carries (none: no bundle was written)
     files: tuple[str, ...]
     crashed: bool = False  # the result JSON was missing or empty: the memory branch alone
-
-
-def read_result(path: Path) -> dict[str, Any]:
-    """A result JSON (`run --json` or `integrate --json`): an object whose `branch` is ours."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError("no such file", str(path)) from None
-    except (ValueError, UnicodeDecodeError) as err:
-        raise UserError(f"not a result JSON: {err}", str(path)) from None
-    if not isinstance(data, dict):
-        raise UserError("not a result JSON: expected an object", str(path))
-    branch = data.get("branch")
-    if branch is not None and (not isinstance(branch, str) or not branch.startswith(BRANCH_PREFIX)):
-        raise UserError(
-            f"`branch` must be an autonomous/ branch or null, not {branch!r}", str(path)
-        )
-    return data
 
 
 def pack(repo_dir: Path | None, result: Path, out: Path) -> Packed:

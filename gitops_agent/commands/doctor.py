@@ -20,12 +20,6 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from gitops_agent.agents import AgentSpec, installed_version, resolve_agent
-from gitops_agent.commands.github_init import (
-    agent_setup,
-    diff_lines,
-    render_workflow,
-    workflow_source,
-)
 from gitops_agent.errors import UserError
 from gitops_agent.gate import resolve_gate
 from gitops_agent.gate.verdict import run_gate, tree_lines
@@ -39,6 +33,12 @@ from gitops_agent.policy.preflight import run_command, run_program
 from gitops_agent.project import Base, load_base
 from gitops_agent.runner import Runner
 from gitops_agent.sandbox import Confinement, gate_environment, probe
+from gitops_agent.workflow import (
+    agent_setup,
+    diff_lines,
+    render_workflow,
+    workflow_source,
+)
 
 
 class Status(enum.Enum):

@@ -29,7 +29,7 @@ def run(
         result = run_session(options, listener, claims=claims)
         data = result.to_contract()
         if push:
-            from gitops_agent.commands.publish import publish
+            from gitops_agent.publication import publish
 
             body = Path(result.pr_body) if result.pr_body else None
             published = publish(

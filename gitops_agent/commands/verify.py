@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitops_agent.commands.bundle import BUNDLE_FILE, RESULT_FILE, read_result
+from gitops_agent.artifact import BUNDLE_FILE, RESULT_FILE, read_result
 from gitops_agent.errors import UserError
 from gitops_agent.gate import resolve_gate
 from gitops_agent.git import Repo
