@@ -383,6 +383,8 @@ def integrate(
         err.print(f"[yellow]left out {out.candidate.branch}: {out.reason}{files}[/yellow]")
     err.print(f"gate: {result.gate}")
     err.print(f"branch: {result.branch or 'none (nothing merged)'}")
+    for gone in result.removed:
+        err.print(f"removed {gone}: merged, or every task of it is on the new branch")
     if as_json:
         _print_json(result.to_json(), ensure_ascii=False)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 from gitops_agent.git import Repo
 from gitops_agent.git.remote import DEFAULT_REMOTE, remote_branches
-from gitops_agent.results import MEMORY_BRANCH
+from gitops_agent.results import INTEGRATION_PREFIX, MEMORY_BRANCH
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,10 +69,31 @@ def tasks_awaiting_review(
     """Task id -> the branch its committed result waits on: local branches first, by name."""
     found: dict[str, Awaiting] = {}
     local = sorted(awaiting_review(repo, base_commit), key=lambda a: a.branch)
-    for waiting in [*local, *remote_awaiting_review(repo, base_commit, remote)]:
+    every = [*local, *remote_awaiting_review(repo, base_commit, remote)]
+    gone = superseded(repo, every)
+    for waiting in every:
+        if waiting.branch in gone:
+            continue
         for task_id in waiting.tasks:
             found.setdefault(task_id, waiting)
     return found
+
+
+def superseded(repo: Repo, awaiting: Sequence[Awaiting]) -> set[str]:
+    """The integration branches another, newer one makes redundant: it carries every task they
+    carry. Their results wait on the newer branch; they do not await review themselves."""
+    integrations = [a for a in awaiting if INTEGRATION_PREFIX in a.branch and a.tasks]
+    gone: set[str] = set()
+    for older in integrations:
+        for newer in integrations:
+            if (
+                newer.branch != older.branch
+                and set(older.tasks) <= set(newer.tasks)
+                and repo.commit_time(newer.tip) > repo.commit_time(older.tip)
+            ):
+                gone.add(older.branch)
+                break
+    return gone
 
 
 def every_awaiting_review(
@@ -85,7 +106,9 @@ def every_awaiting_review(
     local = awaiting_review(repo, base_commit)
     held = {(a.branch, a.tip) for a in local}
     fetched = remote_awaiting_review(repo, base_commit, remote)
-    return local + [a for a in fetched if (a.branch.removeprefix(f"{remote}/"), a.tip) not in held]
+    found = local + [a for a in fetched if (a.branch.removeprefix(f"{remote}/"), a.tip) not in held]
+    gone = superseded(repo, found)
+    return [a for a in found if a.branch not in gone]
 
 
 class Kept(Enum):

@@ -239,3 +239,24 @@ def test_matrix_flow_reports_the_task_that_conflicts(tmp_path, cli) -> None:
     # And the next run takes t4 again (its result is on no branch), but not t1 or t3.
     plan = cli("plan", "--agent-command", "true", cwd=morning).stdout.split()
     assert plan == ["t2", "t4"]
+
+
+def test_an_integration_made_redundant_or_merged_is_removed_and_no_longer_awaits_review(
+    tmp_path, cli
+) -> None:
+    repo = make_project(tmp_path, TASKS)
+    run_tasks(cli, repo, "t1", "t2")
+    first = integrate(cli, repo, "--id", "1")
+    assert first["branch"] == "autonomous/integration-1" and first["removed"] == []
+    # The same tasks integrated again (a later night): the first integration is redundant.
+    second = integrate(cli, repo, "--id", "2")
+    assert second["removed"] == ["autonomous/integration-1"]
+    assert git(repo, "branch", "--list", "autonomous/integration-*").split() == [
+        "autonomous/integration-2"
+    ]
+    # A person merges it; the next integration cleans it up, and nothing awaits review.
+    git(repo, "merge", "-q", "--no-ff", "-m", "Merge the night's work", "autonomous/integration-2")
+    third = integrate(cli, repo, "--id", "3")
+    assert third["branch"] is None and third["removed"] == ["autonomous/integration-2"]
+    status = json.loads(cli("status", "--json", cwd=repo).stdout)
+    assert not any("integration" in a["branch"] for a in status["awaiting_review"])

@@ -55,6 +55,7 @@ class Integration:
     left_out: tuple[LeftOut, ...]
     gate: str  # what the gate said, in one sentence
     pr_body: str | None
+    removed: tuple[str, ...] = ()  # earlier integration branches merged or made redundant
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -74,6 +75,7 @@ class Integration:
             ],
             "gate": self.gate,
             "pr_body": self.pr_body,
+            "removed": list(self.removed),
         }
 
 
@@ -149,8 +151,17 @@ def integrate(
     if merged:
         repo.create_branch(name, tip)
         branch = name
+    removed = _clean_up(base, name, {t for c in merged for t in c.tasks})
     result = Integration(
-        ident, branch, base.branch, base.commit, tuple(merged), tuple(left_out), said, None
+        ident,
+        branch,
+        base.branch,
+        base.commit,
+        tuple(merged),
+        tuple(left_out),
+        said,
+        None,
+        removed,
     )
     if branch is not None:
         body = render(
@@ -178,6 +189,23 @@ def integrate(
         write_atomic(body_path, body.encode())
         result = replace(result, pr_body=str(body_path))
     return result
+
+
+def _clean_up(base: Base, new: str, carried: set[str]) -> tuple[str, ...]:
+    """Delete our earlier integration branches here that are merged into the base, or whose
+    every task the new one (`new`, carrying `carried`) brings again: they would only stay
+    "awaiting review" forever. A branch checked out, or moved meanwhile, is left alone."""
+    repo = base.repo
+    removed = []
+    for name, tip in repo.autonomous_branches().items():
+        if not name.startswith(INTEGRATION_PREFIX) or name == new:
+            continue
+        commits = repo.commits_between(tip, base.commit)
+        tasks = {c.trailers["Task-Id"] for c in commits if "Task-Id" in c.trailers}
+        gone = repo.is_merged(tip, base.commit) or (bool(carried) and tasks <= carried)
+        if gone and repo.delete_branch(name, tip):
+            removed.append(name)
+    return tuple(removed)
 
 
 def _merge_all(base: Base, found: list[Candidate]) -> tuple[str, list[Candidate], list[LeftOut]]:

@@ -308,6 +308,20 @@ class Repo:
         ref.delete()
         return True
 
+    def delete_branch(self, name: str, expected: str) -> bool:
+        """Delete our branch `name` (under autonomous/) if it still points at `expected` and is
+        not checked out; False when it moved, is gone or is checked out."""
+        refname = self.own_branch_ref(name)
+        ref = self._repo.references.get(refname)
+        if ref is None or self.is_checked_out(refname) or str(ref.target) != expected:
+            return False
+        ref.delete()
+        return True
+
+    def commit_time(self, commit: str) -> int:
+        """The committer time of `commit` (seconds since the epoch)."""
+        return int(self.lookup_commit(commit).commit_time)
+
     def tree_of(self, commit: str) -> str:
         return str(self.lookup_commit(commit).tree_id)
 
