@@ -63,6 +63,15 @@ def _root(
         bool,
         typer.Option("--version", "-V", callback=_version, is_eager=True, help="Show the version."),
     ] = False,
+    verbose: Annotated[
+        bool,
+        typer.Option(
+            "--verbose",
+            "-v",
+            help="Say more: every line an agent or command prints, as it prints it; check "
+            "also lists every setting in effect.",
+        ),
+    ] = False,
     quiet: Annotated[
         bool,
         typer.Option(
@@ -74,6 +83,10 @@ def _root(
     ] = False,
 ) -> None:
     """Run coding agents on your repository from a markdown plan, safely."""
+    if verbose:
+        from gitops_agent import console
+
+        console.VERBOSE = True
     if quiet:
         from gitops_agent.console import err
 
@@ -108,10 +121,10 @@ def check(
         from gitops_agent.console import show_check
 
         show_check(project, verdicts, awaiting_review(project))
-        if verbose:
-            from gitops_agent.console import show_settings
+        from gitops_agent import console
 
-            show_settings(project)
+        if verbose or console.VERBOSE:
+            console.show_settings(project)
 
 
 @app.command()

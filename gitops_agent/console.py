@@ -144,6 +144,8 @@ def _progress_every() -> float:
         return 60.0
 
 
+VERBOSE = False  # `gitops-agent -v`: every line an agent prints, and more detail
+
 # How a phase is said to people (the run state file keeps the short names).
 _PHASE_WORDS = {
     "agent": "agent working",
@@ -182,6 +184,11 @@ class ConsoleListener(Listener):
         lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
         if lines:
             self._last = lines[-1]
+        if VERBOSE:  # every line, as it comes
+            self._clear()
+            for line in lines:
+                err.print(f"[dim]{task_id} │[/dim] {shown(line)}", soft_wrap=True)
+            return
         now = time.monotonic()
         shown_line = f"{self._label}, {duration(now - self._since)}: {self._last}"
         if err.is_terminal:

@@ -28,3 +28,16 @@ def test_a_run_command_is_said_to_be_running_not_an_agent(tmp_path: Path, cli) -
     assert ran.returncode == 0, ran.stderr
     assert "t1 attempt 1 of 3: running the command" in ran.stderr
     assert "agent" not in ran.stderr.split("Session ")[0].lower()
+
+
+def test_verbose_shows_every_line_the_agent_prints(tmp_path: Path, cli) -> None:
+    plan = plan_text(task_block("t1", "Add a"))
+    repo = make_repo(tmp_path / "repo", {"PROJECT_PLAN.md": plan, "src/x.py": "x\n"})
+    agent = "echo 'first step'; echo 'second step'; echo 'a = 1' > src/a.py"
+    ran = cli("-v", "run", "--agent-command", agent, cwd=repo)
+    assert ran.returncode == 0, ran.stderr
+    assert "t1 │ first step" in ran.stderr and "t1 │ second step" in ran.stderr
+    other = make_repo(tmp_path / "other", {"PROJECT_PLAN.md": plan, "src/x.py": "x\n"})
+    plain = cli("run", "--agent-command", agent, cwd=other)
+    assert plain.returncode == 0 and "committed" in plain.stderr
+    assert "first step" not in plain.stderr  # without -v, a line a minute at most
