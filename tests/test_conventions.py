@@ -41,3 +41,12 @@ def test_verbose_shows_every_line_the_agent_prints(tmp_path: Path, cli) -> None:
     plain = cli("run", "--agent-command", agent, cwd=other)
     assert plain.returncode == 0 and "committed" in plain.stderr
     assert "first step" not in plain.stderr  # without -v, a line a minute at most
+
+
+def test_verify_on_a_folder_with_no_artifact_is_an_error(tmp_path: Path, cli) -> None:
+    repo = make_repo(tmp_path / "repo", {"PROJECT_PLAN.md": plan_text(task_block("t1", "A"))})
+    empty = tmp_path / "artifact"
+    empty.mkdir()
+    result = cli("verify", str(empty), cwd=repo)
+    assert result.returncode == 2
+    assert "result.json: no such file" in result.stderr and "Nothing was taken in." in result.stderr
