@@ -19,10 +19,9 @@ import threading
 import urllib.parse
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from testing.http import json_api
+from testing.http import bytes_api, json_api
 
 TOKEN = "ghs_fake0000000000000000000000000000000"
 REPOSITORY = "octo-org/widgets"
@@ -198,32 +197,12 @@ def raw_api(status: int, headers: Mapping[str, str], body: bytes) -> Iterator[Ra
     are: a Content-Length in `headers` larger than `body` stands for an answer cut off."""
     server_state = RawServer()
 
-    class Handler(BaseHTTPRequestHandler):
-        def _handle(self) -> None:
-            length = int(self.headers.get("Content-Length") or 0)
-            if length:
-                self.rfile.read(length)
-            server_state.requests.append((self.command, self.path))
-            self.send_response(status)
-            for key, value in headers.items():
-                self.send_header(key, value)
-            if "Content-Length" not in headers:
-                self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
+    def answer(
+        method: str, path: str, _headers: Mapping[str, str], _raw: bytes
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        server_state.requests.append((method, path))
+        return status, body, headers
 
-        do_GET = do_POST = do_PATCH = _handle
-
-        def log_message(self, format: str, *args: Any) -> None:
-            return
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        server_state.url = f"http://127.0.0.1:{server.server_address[1]}"
+    with bytes_api(answer) as url:
+        server_state.url = url
         yield server_state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)

@@ -13,21 +13,26 @@ from typing import Any
 Answer = Callable[[str, str, Mapping[str, str], bytes], tuple[int, Any, Mapping[str, str]]]
 
 
+# The same, but the body as bytes, sent as they are
+RawAnswer = Callable[[str, str, Mapping[str, str], bytes], tuple[int, bytes, Mapping[str, str]]]
+
+
 @contextlib.contextmanager
-def json_api(answer: Answer) -> Iterator[str]:
+def bytes_api(answer: RawAnswer) -> Iterator[str]:
     """Serve `answer` for GET, POST and PATCH on 127.0.0.1 while the block runs; yields the
-    base URL."""
+    base URL. The body goes out as given; a Content-Length among the answer's headers is sent
+    instead of the body's (larger: an answer cut off)."""
 
     class Handler(BaseHTTPRequestHandler):
         def _handle(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
-            status, body, headers = answer(self.command, self.path, self.headers, raw)
-            data = json.dumps(body).encode() if body is not None else b""
+            status, data, headers = answer(self.command, self.path, self.headers, raw)
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
-            self.send_header("Content-Length", str(len(data)))
+            if "Content-Length" not in headers:
+                self.send_header("Content-Length", str(len(data)))
             self.end_headers()
             self.wfile.write(data)
 
@@ -45,3 +50,18 @@ def json_api(answer: Answer) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@contextlib.contextmanager
+def json_api(answer: Answer) -> Iterator[str]:
+    """Serve `answer` (a JSON body, or None for none) like `bytes_api`."""
+
+    def encoded(
+        method: str, path: str, headers: Mapping[str, str], raw: bytes
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        status, body, extra = answer(method, path, headers, raw)
+        data = json.dumps(body).encode() if body is not None else b""
+        return status, data, {k: v for k, v in extra.items() if k != "Content-Length"}
+
+    with bytes_api(encoded) as url:
+        yield url
