@@ -283,3 +283,13 @@ def test_everything_under_an_approved_dir_is_approved(directory: str, rest: str)
     assert in_dir(f"{directory}/{rest}", [directory + "/"])
     assert not in_dir(directory, [directory + "/"])
     assert not in_dir(f"{directory}x/{rest}", [directory + "/"])
+
+
+def test_a_newline_in_a_name_neither_hides_a_path_nor_makes_one_match() -> None:
+    # A directory named "x\ny" holds a protected file all the same (the regex's "." and "$"
+    # must not stop at the newline), and "0\n" is not the name "0".
+    assert matches(".env", "x\ny/.env")
+    assert matches("0", "\n/0")
+    assert matches(".github/**", ".github/\n/ci.yml")
+    assert not matches("0", "0\n")
+    assert not matches("secret.txt", "secret.txt\n")

@@ -82,7 +82,10 @@ def _compile(pattern: str) -> re.Pattern[str]:
                 "write \\[ for a literal one"
             )
         source: str = compiled.regex.pattern
-        return re.compile(_brackets_never_match_slash(source))
+        # A name may hold a newline: "." must match it (DOTALL), and the end anchor must be the
+        # end of the path, not a place before a final newline ("$" would let "x\n" match "x").
+        source = re.sub(r"(?<!\\)\$(?=\)|\Z)", r"\\Z", source)
+        return re.compile(_brackets_never_match_slash(source), re.DOTALL)
 
 
 def _refuse_unusable(pattern: str) -> None:
