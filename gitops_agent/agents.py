@@ -46,10 +46,6 @@ class AgentResult:
     duration: float
     rate_limit: RateLimit | None  # stopped by a usage or rate limit: not the task's failure
 
-    @property
-    def ok(self) -> bool:
-        return self.exit_code == 0 and not (self.timed_out or self.idle) and self.rate_limit is None
-
 
 @dataclass(frozen=True, slots=True)
 class AgentSpec:

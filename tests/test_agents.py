@@ -31,6 +31,15 @@ RUNNER = Runner(
 )
 
 
+def ended_well(result: AgentResult) -> bool:
+    """The agent exited 0 by itself: no timeout, no silence, no usage limit."""
+    return (
+        result.exit_code == 0
+        and not (result.timed_out or result.idle)
+        and result.rate_limit is None
+    )
+
+
 def run_agent(agent: AgentSpec, prompt: str, workdir: Path, **options: object) -> AgentResult:
     """The agent, confined as a session runs it, with a private scratch beside `workdir`."""
     scratch = workdir.parent / f"{workdir.name}-scratch"
@@ -78,7 +87,7 @@ def test_each_preset_runs_its_cli_which_edits_the_checkout(preset: str, repo: Pa
     result = run_agent(
         resolve_agent(preset), PROMPT, repo, task_id="T-1", timeout=20, idle_timeout=10
     )
-    assert result.ok, result.output
+    assert ended_well(result), result.output
     assert result.agent == preset
     assert (repo / "agent_was_here.txt").read_text() == "Add a greeting to README.md\nmodel=-\n"
     assert _said(result.output, "task") == "T-1"
@@ -105,7 +114,7 @@ def test_aider_history_files_stay_out_of_the_checkout(repo: Path) -> None:
     result = run_agent(
         resolve_agent("aider"), PROMPT, repo, task_id="T-1", timeout=20, idle_timeout=None
     )
-    assert result.ok, result.output
+    assert ended_well(result), result.output
     assert not list(repo.glob(".aider*"))
 
 
@@ -121,7 +130,7 @@ def test_extra_arguments_after_a_preset_word_are_appended(repo: Path) -> None:
     assert agent.name == "claude"
     assert agent.command == PRESETS["claude"].command + " --model 'opus 4'"
     result = run_agent(agent, PROMPT, repo, task_id="T-1", timeout=20, idle_timeout=None)
-    assert result.ok, result.output
+    assert ended_well(result), result.output
     assert (repo / "agent_was_here.txt").read_text().endswith("model=opus 4\n")
 
 
@@ -153,7 +162,7 @@ def test_a_raw_command_gets_the_prompt_on_stdin_and_in_a_file_and_the_task_id(re
     )
     assert agent.name == "command"
     result = run_agent(agent, PROMPT, repo, task_id="T-42", timeout=20, idle_timeout=None)
-    assert result.ok and result.agent == "command"
+    assert ended_well(result) and result.agent == "command"
     assert (repo / "from_stdin.txt").read_text() == PROMPT
     assert (repo / "from_file.txt").read_text() == PROMPT
     assert (repo / "task.txt").read_text() == "T-42"
@@ -179,7 +188,7 @@ def test_an_agent_that_outlives_its_timeout_is_not_ok(repo: Path) -> None:
     result = run_agent(
         resolve_agent("sleep 30"), PROMPT, repo, task_id="T", timeout=1, idle_timeout=None
     )
-    assert result.timed_out and result.exit_code is None and not result.ok
+    assert result.timed_out and result.exit_code is None and not ended_well(result)
     assert result.rate_limit is None
 
 
@@ -208,7 +217,7 @@ def test_a_rate_limit_is_recognised_with_its_resume_time(
     result = run_agent(
         resolve_agent(preset), PROMPT, repo, task_id="T-1", timeout=20, idle_timeout=None
     )
-    assert not result.ok
+    assert not ended_well(result)
     assert result.rate_limit is not None, result.output
     assert says in result.rate_limit.message
     if isinstance(resumes, timedelta):
@@ -226,7 +235,7 @@ def test_aider_exits_0_after_giving_up_on_a_limit_and_is_still_recognised(
         resolve_agent("aider"), PROMPT, repo, task_id="T", timeout=20, idle_timeout=None
     )
     assert result.exit_code == 0
-    assert result.rate_limit is not None and not result.ok
+    assert result.rate_limit is not None and not ended_well(result)
 
 
 def test_aider_that_retried_past_a_limit_and_finished_is_ok(
@@ -237,7 +246,7 @@ def test_aider_that_retried_past_a_limit_and_finished_is_ok(
         resolve_agent("aider"), PROMPT, repo, task_id="T", timeout=20, idle_timeout=None
     )
     assert "rate limited you" in result.output
-    assert result.ok and result.rate_limit is None
+    assert ended_well(result) and result.rate_limit is None
     assert (repo / "agent_was_here.txt").exists()
 
 
@@ -251,7 +260,7 @@ def test_a_plain_failure_is_not_mistaken_for_a_rate_limit(
     )
     assert result.exit_code == 1
     assert result.rate_limit is None
-    assert not result.ok
+    assert not ended_well(result)
 
 
 def test_a_raw_command_is_checked_against_every_cli_message(repo: Path) -> None:
@@ -264,7 +273,7 @@ def test_a_raw_command_is_checked_against_every_cli_message(repo: Path) -> None:
 def test_a_limit_message_from_an_agent_that_exited_0_is_ignored(repo: Path) -> None:
     agent = resolve_agent("echo 'I added handling for: usage limit reached'")
     result = run_agent(agent, PROMPT, repo, task_id="T", timeout=20, idle_timeout=None)
-    assert result.ok and result.rate_limit is None
+    assert ended_well(result) and result.rate_limit is None
 
 
 def test_run_shell_runs_a_codemod_with_stdin_closed(repo: Path) -> None:
@@ -276,7 +285,7 @@ def test_run_shell_runs_a_codemod_with_stdin_closed(repo: Path) -> None:
         timeout=10,
         idle_timeout=5,
     )
-    assert result.ok and result.agent == "shell"
+    assert ended_well(result) and result.agent == "shell"
     assert result.output == "T-7\n"
     assert (repo / "a.txt").read_text() == "bar\n"
 
@@ -285,7 +294,7 @@ def test_run_shell_does_not_look_for_rate_limits(repo: Path) -> None:
     result = run_shell(
         "echo 'usage limit reached'; exit 1", repo, task_id="T", timeout=10, idle_timeout=None
     )
-    assert result.exit_code == 1 and result.rate_limit is None and not result.ok
+    assert result.exit_code == 1 and result.rate_limit is None and not ended_well(result)
 
 
 # Parsing what the CLIs say, at a fixed moment: Tuesday 10 March 2026, 14:00 in Paris (13:00 UTC).
