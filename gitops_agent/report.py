@@ -323,9 +323,7 @@ def build_brief(
         shown = [sessions[0]]
     schedule = (settings.schedule if settings else None) or DEFAULT_SCHEDULE
     grace = timedelta(minutes=project.constraints.max_session_minutes if project else 240)
-    beat = heartbeat(sessions, schedule, now, grace, zone, zone_name, project)
-    if not scheduled:
-        beat = unscheduled(beat, sessions, now, zone, zone_name)
+    beat = heartbeat(sessions, schedule, now, grace, zone, zone_name, project, scheduled=scheduled)
 
     problems: list[Problem] = []
     if plan_problem is not None:
@@ -435,8 +433,8 @@ def track_record(sessions: Sequence[SessionResult], zone: tzinfo) -> Chart:
     longest = max([*minutes, 1.0])
     bars = []
     for n, (session, spent) in enumerate(zip(ordered, minutes, strict=True)):
-        committed, rolled = session.count(Outcome.COMMITTED), session.count(Outcome.ROLLED_BACK)
-        rate = committed / (committed + rolled) if committed + rolled else None
+        tally = success_rate([session])
+        rate = tally.rate
         bars.append(
             ChartBar(
                 session=session.session,
@@ -446,8 +444,8 @@ def track_record(sessions: Sequence[SessionResult], zone: tzinfo) -> Chart:
                 rate_height=round((rate or 0.0) * Chart.HEIGHT, 2),
                 minutes=round(spent, 1),
                 minutes_height=round(spent / longest * Chart.HEIGHT, 2),
-                committed=committed,
-                rolled_back=rolled,
+                committed=tally.committed,
+                rolled_back=tally.rolled_back,
             )
         )
     return Chart(tuple(bars), round(slot * 0.7, 2), round(longest, 1))
@@ -497,29 +495,6 @@ def failing_repeatedly(sessions: Sequence[SessionResult]) -> list[Problem]:
     return problems
 
 
-def unscheduled(
-    beat: Heartbeat, sessions: Sequence[SessionResult], now: datetime, zone: tzinfo, zone_name: str
-) -> Heartbeat:
-    """The heartbeat where nothing runs on a schedule: no run can be missed, so it is never
-    loud; it says when the last successful session was, and that no schedule is set up."""
-    said = (
-        "no schedule is set up (no `schedule:` in the plan, no workflow), so no run can be missed"
-    )
-    if beat.last_success is None:
-        message = (
-            f"No successful session yet; {said}."
-            if sessions
-            else f"No session has run yet; {said}."
-        )
-    else:
-        ago = duration((now - beat.last_success).total_seconds())
-        message = (
-            f"The last successful session finished {localtime(beat.last_success, zone)} "
-            f"{zone_name}, {ago} ago; {said}."
-        )
-    return Heartbeat(beat.schedule, beat.every, beat.expected, beat.last_success, False, message)
-
-
 def heartbeat(
     sessions: Sequence[SessionResult],
     schedule: str,
@@ -528,6 +503,8 @@ def heartbeat(
     zone: tzinfo,
     zone_name: str,
     project: Project | None = None,
+    *,
+    scheduled: bool = True,
 ) -> Heartbeat:
     """When the last successful session was, and whether that is older than the schedule allows.
 
@@ -535,6 +512,7 @@ def heartbeat(
     successful session at its latest start that is at least `grace` (a session's longest
     run) ago. A success up to half an interval earlier counts too (a run by hand, a cron
     line written in local time); anything older means a scheduled run was missed: loud.
+    Where nothing is `scheduled`, no run can be missed: it says so, and is never loud.
     """
     try:
         times = croniter(schedule, now.astimezone(UTC) - grace)
@@ -546,27 +524,34 @@ def heartbeat(
         raise UserError(f"`schedule` is not a cron line I can read: {err}", where, line) from None
     every = _every(expected - earlier)
     last = next((s for s in sessions if is_successful(s)), None)
-    said = f"the schedule `{schedule}` (UTC) expects one {every}"
-    if last is None:
-        overdue = bool(sessions)
-        message = (
-            f"⚠️ No successful session yet ({len(sessions)} recorded); {said}."
-            if overdue
-            else f"No session has run yet; {said}."
+    if scheduled:
+        said = f"the schedule `{schedule}` (UTC) expects one {every}"
+    else:
+        said = (
+            "no schedule is set up (no `schedule:` in the plan, no workflow), so no run can be "
+            "missed"
         )
+    if last is None:
+        overdue = scheduled and bool(sessions)
+        if overdue:
+            message = f"⚠️ No successful session yet ({len(sessions)} recorded); {said}."
+        elif sessions:
+            message = f"No successful session yet; {said}."
+        else:
+            message = f"No session has run yet; {said}."
         return Heartbeat(schedule, every, expected, None, overdue, message)
     finished = parse_time(last.finished)
     when = localtime(finished, zone)
-    overdue = finished < expected - (expected - earlier) / 2
+    ago = duration((now - finished).total_seconds())
+    overdue = scheduled and finished < expected - (expected - earlier) / 2
     if overdue:
         message = (
-            f"⚠️ No successful session for {duration((now - finished).total_seconds())} "
-            f"(the last finished {when} {zone_name}); {said}."
+            f"⚠️ No successful session for {ago} (the last finished {when} {zone_name}); {said}."
         )
     else:
+        sign = "✅ " if scheduled else ""
         message = (
-            f"✅ The last successful session finished {when} {zone_name}, "
-            f"{duration((now - finished).total_seconds())} ago; {said}."
+            f"{sign}The last successful session finished {when} {zone_name}, {ago} ago; {said}."
         )
     return Heartbeat(schedule, every, expected, finished, overdue, message)
 

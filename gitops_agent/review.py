@@ -34,18 +34,7 @@ def awaiting_review(repo: Repo, base_commit: str | None) -> list[Awaiting]:
     """Our branches (but the memory branch) not merged into the base, with their Task-Ids."""
     if base_commit is None:
         return []
-    found: list[Awaiting] = []
-    for branch, tip in repo.autonomous_branches().items():
-        if branch == MEMORY_BRANCH or repo.is_merged(tip, base_commit):
-            continue
-        commits = repo.commits_between(tip, base_commit)
-        ids: list[str] = []
-        for commit in reversed(commits):  # oldest first, as the tasks ran
-            task_id = commit.trailers.get("Task-Id")
-            if task_id and task_id not in ids:
-                ids.append(task_id)
-        found.append(Awaiting(branch, tip, tuple(ids), len(commits)))
-    return found
+    return _unmerged(repo, repo.autonomous_branches(), base_commit, prefix="")
 
 
 def remote_awaiting_review(repo: Repo, base_commit: str, remote: str) -> list[Awaiting]:
@@ -53,13 +42,21 @@ def remote_awaiting_review(repo: Repo, base_commit: str, remote: str) -> list[Aw
 
     A fresh clone (every scheduled run) has only these: they are how it knows what awaits review.
     """
+    return _unmerged(repo, remote_branches(repo, remote), base_commit, prefix=f"{remote}/")
+
+
+def _unmerged(
+    repo: Repo, branches: dict[str, str], base_commit: str, *, prefix: str
+) -> list[Awaiting]:
+    """The branches (name -> tip) but the memory branch not merged into the base, each named
+    with `prefix`, with the Task-Ids of the commits it adds, oldest first."""
     found: list[Awaiting] = []
-    for branch, tip in remote_branches(repo, remote).items():
+    for branch, tip in branches.items():
         if branch == MEMORY_BRANCH or repo.is_merged(tip, base_commit):
             continue
         commits = repo.commits_between(tip, base_commit)
         ids = [c.trailers["Task-Id"] for c in reversed(commits) if c.trailers.get("Task-Id")]
-        found.append(Awaiting(f"{remote}/{branch}", tip, tuple(dict.fromkeys(ids)), len(commits)))
+        found.append(Awaiting(prefix + branch, tip, tuple(dict.fromkeys(ids)), len(commits)))
     return found
 
 
@@ -68,12 +65,7 @@ def tasks_awaiting_review(
 ) -> dict[str, Awaiting]:
     """Task id -> the branch its committed result waits on: local branches first, by name."""
     found: dict[str, Awaiting] = {}
-    local = sorted(awaiting_review(repo, base_commit), key=lambda a: a.branch)
-    every = [*local, *remote_awaiting_review(repo, base_commit, remote)]
-    gone = superseded(repo, every)
-    for waiting in every:
-        if waiting.branch in gone:
-            continue
+    for waiting in every_awaiting_review(repo, base_commit, remote):
         for task_id in waiting.tasks:
             found.setdefault(task_id, waiting)
     return found
@@ -83,24 +75,25 @@ def superseded(repo: Repo, awaiting: Sequence[Awaiting]) -> set[str]:
     """The integration branches another, newer one makes redundant: it carries every task they
     carry. Their results wait on the newer branch; they do not await review themselves."""
     integrations = [a for a in awaiting if INTEGRATION_PREFIX in a.branch and a.tasks]
-    gone: set[str] = set()
-    for older in integrations:
-        for newer in integrations:
-            if (
-                newer.branch != older.branch
-                and set(older.tasks) <= set(newer.tasks)
-                and repo.commit_time(newer.tip) > repo.commit_time(older.tip)
-            ):
-                gone.add(older.branch)
-                break
-    return gone
+    made = {a.branch: repo.commit_time(a.tip) for a in integrations}
+    return {
+        older.branch
+        for older in integrations
+        if any(
+            newer.branch != older.branch
+            and set(older.tasks) <= set(newer.tasks)
+            and made[newer.branch] > made[older.branch]
+            for newer in integrations
+        )
+    }
 
 
 def every_awaiting_review(
     repo: Repo, base_commit: str | None, remote: str = DEFAULT_REMOTE
 ) -> list[Awaiting]:
-    """Ours, then the remote's (as last fetched) that we do not hold at the same commit: in a
-    fresh clone (every scheduled run, every CI job) the remote's are all there is."""
+    """Ours (by name), then the remote's (as last fetched) that we do not hold at the same
+    commit, less the integrations a newer one supersedes: in a fresh clone (every scheduled
+    run, every CI job) the remote's are all there is."""
     if base_commit is None:
         return []
     local = awaiting_review(repo, base_commit)
