@@ -26,6 +26,9 @@ TASK_ID_VARIABLE = "GITOPS_AGENT_TASK_ID"
 PROMPT_FILE_VARIABLE = "GITOPS_AGENT_PROMPT_FILE"
 
 
+SHELL = "shell"  # who did a `Run:` task's work: its `Agent:` trailer and the session's agent
+
+
 @dataclass(frozen=True, slots=True)
 class RateLimit:
     """The agent said it hit a usage or rate limit, and when it may go on (if it said)."""
@@ -38,7 +41,7 @@ class RateLimit:
 class AgentResult:
     """How one agent (or `Run:` command) run ended, as the session judges it."""
 
-    agent: str  # preset name, "command" or "shell"
+    agent: str  # preset name, "command" or SHELL
     exit_code: int | None  # None when we killed it
     output: str
     timed_out: bool
@@ -358,7 +361,7 @@ def run_shell(
         idle_timeout=idle_timeout,
         on_output=on_output,
     )
-    return _agent_result("shell", result, None)
+    return _agent_result(SHELL, result, None)
 
 
 def _agent_result(name: str, result: ProcessResult, limit: RateLimit | None) -> AgentResult:

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from gitops_agent import __version__, evidence
-from gitops_agent.agents import AgentSpec, require_installed, resolve_agent
+from gitops_agent.agents import SHELL, AgentSpec, require_installed, resolve_agent
 from gitops_agent.claims import MARGIN as CLAIM_MARGIN
 from gitops_agent.claims import Claims
 from gitops_agent.constraints import Constraints, NothingToDo
@@ -370,28 +370,32 @@ class _Session:
             )
             return {}
 
+    def _marked(self) -> dict[str, str]:
+        """Task -> the unmerged branch that sets it NEEDS_HUMAN; read once a session."""
+        if self.marked is None:
+            self.marked = marked_awaiting_review(self.repo, self.base_commit)
+        return self.marked
+
     def _failing(self, task_ids: list[str]) -> dict[str, int]:
         """The tasks rolled back in `max_failed_sessions` sessions in a row, with how many: at
         the head of the queue, such a task would fail every night and hold the rest back."""
         limit = self.constraints.max_failed_sessions
         if not limit or not task_ids:
             return {}
-        if self.marked is None:
-            self.marked = marked_awaiting_review(self.repo, self.base_commit)
+        marked = self._marked()
         sessions = load_sessions(self.repo)
         counts = {t: selection.failed_sessions(sessions, t) for t in task_ids}
         # Marked already, on a branch that awaits review: the count restarted there, but the
         # task still waits for a person (until that branch is merged or deleted).
-        counts |= {t: limit for t in task_ids if t in self.marked and counts[t] < limit}
+        counts |= {t: limit for t in task_ids if t in marked and counts[t] < limit}
         return {t: n for t, n in counts.items() if n >= limit}
 
     def _mark_needs_human(self, task: Task, why: str, reason: str) -> None:
         """Block the task, and (unless an unmerged branch does already) commit its status set to
         NEEDS_HUMAN, so that merging the session's pull request takes it out of the queue.
         `why` goes into the commit message, `reason` into the task's result."""
-        if self.marked is None:
-            self.marked = marked_awaiting_review(self.repo, self.base_commit)
-        if task.id not in self.marked:
+        marked = self._marked()
+        if task.id not in marked:
             plan_rel = self.project.plan.path
             data = self.repo.read_blob(self.tip, plan_rel)
             assert data is not None  # the session's plan was read from the base
@@ -409,7 +413,7 @@ class _Session:
             }
             self._ensure_branch()
             self.tip = self.repo.commit_tree(self.branch, tree, self.tip, message, trailers)
-            self.marked[task.id] = self.branch
+            marked[task.id] = self.branch
         self._record(task, Outcome.BLOCKED, reason, needs_human=True)
 
     # -- running them ------------------------------------------------------------------------
@@ -709,7 +713,7 @@ class _Session:
         self, task: Task, tree: str, note: str = "", trailers: dict[str, str] | None = None
     ) -> str:
         self._ensure_branch()
-        agent = "shell" if task.run is not None else (self.agent.name if self.agent else "shell")
+        agent = SHELL if task.run is not None or self.agent is None else self.agent.name
         message = mask(
             f"{task.title}\n\nTask {task.id} of {self.project.plan.path}, done unattended."
             + (f" {note}" if note else "")
@@ -746,12 +750,12 @@ class _Session:
 
     def _agent_label(self) -> str | None:
         """Who did the session's work, in the words of its commits' `Agent:` trailer: the
-        agent, else "shell" when only `Run:` commands ran, else None (nothing ran)."""
+        agent, else SHELL when only `Run:` commands ran, else None (nothing ran)."""
         if self.agent is not None:
             return self.agent.name
         tasks = {task.id: task for task in self.project.plan.tasks}
         ran = [r for r in self.results if r.outcome in (Outcome.COMMITTED, Outcome.ROLLED_BACK)]
-        return "shell" if any(tasks[r.id].run is not None for r in ran) else None
+        return SHELL if any(tasks[r.id].run is not None for r in ran) else None
 
     def _finish(self, started_at: datetime) -> SessionResult:
         order = {task.id: position for position, task in enumerate(self.project.plan.tasks)}
