@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 from collections.abc import Collection
@@ -19,6 +18,7 @@ from gitops_agent.policy.masking import mask
 from gitops_agent.project import Project, effective_settings
 from gitops_agent.render import duration
 from gitops_agent.results import Listener, Outcome, SessionResult, TaskResult
+from gitops_agent.terminal import strip_ansi
 
 
 class _MaskedStderr:
@@ -34,9 +34,6 @@ class _MaskedStderr:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(sys.stderr, name)
-
-
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]")
 
 
 def _width() -> int | None:
@@ -181,7 +178,7 @@ class ConsoleListener(Listener):
         err.print(f"[dim]{task.id}[/dim] attempt {attempt} of {attempts}: {words}…")
 
     def output(self, task_id: str, text: str) -> None:
-        lines = [line.strip() for line in _ANSI.sub("", text).splitlines() if line.strip()]
+        lines = [line.strip() for line in strip_ansi(text).splitlines() if line.strip()]
         if lines:
             self._last = lines[-1]
         if VERBOSE:  # every line, as it comes

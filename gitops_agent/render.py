@@ -20,6 +20,7 @@ import jinja2
 import markupsafe
 
 from gitops_agent.policy.masking import mask
+from gitops_agent.terminal import strip_ansi
 
 _BACKTICKS = re.compile(r"`+")
 _CODE_SPAN = re.compile(r"`([^`]+)`")
@@ -36,11 +37,6 @@ _MD_BLOCK_START = re.compile(r"^( *(?:\d{1,9}(?=[.)]))?)([#>+=.)-])")
 # What GitHub links as a mention (a user, or an org's team) and notifies: "@name", "@org/team".
 _MENTION = re.compile(r"(?<![\w`])@[A-Za-z0-9](?:[A-Za-z0-9-]*)(?:/[A-Za-z0-9_.-]+)?")
 
-# ANSI escape sequences (CSI, OSC, and the two-character ones): colours in a gate's output.
-_ANSI = re.compile(
-    r"\x1b\[[0-?]*[ -/]*[@-~]|\x9b[0-?]*[ -/]*[@-~]"
-    r"|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]"
-)
 # What a block of output may not carry as is: C0 and C1 controls but newline and tab, the
 # line and paragraph separators, and the bidi controls that reorder what a reader sees.
 _BLOCK_CONTROLS = re.compile(
@@ -113,7 +109,7 @@ def visible(text: str | None) -> str:
 def visible_block(text: str | None) -> str:
     """Lines of output as a reader should see them: ANSI colour codes dropped, and the controls
     that could hide or reorder text (all but newline and tab) shown as escapes."""
-    text = _ANSI.sub("", mask(text or "")).replace("\r\n", "\n")
+    text = strip_ansi(mask(text or "")).replace("\r\n", "\n")
     return _BLOCK_CONTROLS.sub(lambda m: ascii(m.group())[1:-1], text)
 
 

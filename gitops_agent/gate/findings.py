@@ -11,11 +11,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import PurePosixPath
 
+from gitops_agent.terminal import strip_ansi
+
 FINGERPRINT_CHARS = 16
 
-# CSI sequences (colours, cursor moves) and OSC sequences (terminal hyperlinks, which ruff and
-# others emit when they think they talk to a terminal).
-_ANSI = re.compile(r"\x1b\[[0-?]*[ -/]*[@-~]|\x1b\][^\x07\x1b]*(?:\x07|\x1b\\)|\x1b[@-Z\\-_]")
 # The path runs to the first colon and may not start with a space, which rejects ruff's
 # "  --> a.py:1:8" pointer lines; the message must follow whitespace, which rejects a bare
 # "a.py:1:8".
@@ -48,7 +47,7 @@ def parse_findings(
     (summaries, context, notes' continuation) are ignored. `source_line(path, line)` gives the
     text of the flagged line in the same checkout, or None when it cannot be read."""
     findings: list[Finding] = []
-    for raw in _ANSI.sub("", output).splitlines():
+    for raw in strip_ansi(output).splitlines():
         match = _FINDING.fullmatch(raw.rstrip())
         if match is None:
             continue
