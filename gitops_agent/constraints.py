@@ -150,6 +150,9 @@ class Constraints:
     max_session_attempts: int = 0  # attempts of all tasks together in a session; 0: no limit
     max_agent_turns: int = 0  # model turns an agent may take per attempt, where its CLI can
     # be bounded (claude, gemini); 0: no limit
+    # after the pull request
+    auto_merge: bool = True  # false: no result is merged by the tool (approval: auto refused)
+    no_auto_merge: tuple[str, ...] = ()  # paths (patterns) whose change a person must merge
     # provenance
     path: str | None = None  # None: the built-in defaults (no constraints file)
     prose: str = ""  # the document's text, given to the agent in its prompt
@@ -174,7 +177,14 @@ _INT_SETTINGS = (
     "max_agent_turns",
     "max_session_attempts",
 )
-_BOOL_SETTINGS = ("require_tests", "allow_delete", "allow_binary", "scan_secrets", "protect_tests")
+_BOOL_SETTINGS = (
+    "require_tests",
+    "allow_delete",
+    "allow_binary",
+    "scan_secrets",
+    "protect_tests",
+    "auto_merge",
+)
 _INT_LIST_SETTINGS = ("run_ok_exit_codes",)
 _LIST_SETTINGS = (
     "forbidden_words",
@@ -184,6 +194,7 @@ _LIST_SETTINGS = (
     "forbidden_content",
     "agent_env",
     "gate_env",
+    "no_auto_merge",
 )
 _CHOICE_SETTINGS: dict[str, type[enum.StrEnum]] = {
     "confinement": Confinement,
@@ -385,7 +396,7 @@ def _apply(
                     raise ConstraintsError(
                         f"`{key}`: `{variable}` is not an environment variable name", path, line
                     )
-        if name in ("protected", "approved_dirs", "approved_files"):
+        if name in ("protected", "approved_dirs", "approved_files", "no_auto_merge"):
             for pattern in value:
                 problem = pattern_error(pattern)
                 if problem is not None:

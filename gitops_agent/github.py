@@ -117,20 +117,21 @@ class GitHub:
 
     # -- pull requests -----------------------------------------------------------------------
 
-    def open_or_update_pull(self, head: str, base: str, title: str, body: str) -> Published:
+    def open_or_update_pull(
+        self, head: str, base: str, title: str, body: str, *, draft: bool = False
+    ) -> Published:
         """Open a PR from `head` into `base`; when one is open already, update its text."""
+        opening: dict[str, Any] = {
+            "title": title,
+            "head": head,
+            "base": base,
+            "body": body,
+            "maintainer_can_modify": False,
+        }
+        if draft:
+            opening["draft"] = True
         try:
-            data = self._call(
-                "POST",
-                f"/repos/{self.repository}/pulls",
-                body={
-                    "title": title,
-                    "head": head,
-                    "base": base,
-                    "body": body,
-                    "maintainer_can_modify": False,
-                },
-            )
+            data = self._call("POST", f"/repos/{self.repository}/pulls", body=opening)
             return Published(PullRequest.from_api(data), created=True)
         except GitHubError as err:
             if err.status != 422 or "already exists" not in err.message:
@@ -154,6 +155,24 @@ class GitHub:
             body={"labels": list(labels)},
         )
         return [str(label["name"]) for label in data]
+
+    def merge_pull(self, number: int, *, sha: str, method: str, title: str) -> str:
+        """Merge a PR if its head is still `sha` (GitHub refuses with 409 when it moved);
+        returns the merge commit's id."""
+        data = self._call(
+            "PUT",
+            f"/repos/{self.repository}/pulls/{number}/merge",
+            body={"sha": sha, "merge_method": method, "commit_title": title},
+        )
+        if not isinstance(data, dict) or not data.get("merged"):
+            raise GitHubError(f"pull request #{number} was not merged", 0)
+        return str(data.get("sha") or "")
+
+    def comment(self, number: int, body: str) -> None:
+        """Add a comment to a PR (its conversation)."""
+        self._call(
+            "POST", f"/repos/{self.repository}/issues/{number}/comments", body={"body": body}
+        )
 
     def pulls_for(self, head: str, *, state: str = "all") -> list[PullRequest]:
         """PRs whose head is our branch `head` in this repository, newest first."""

@@ -4,7 +4,9 @@ Layout on the branch (never merged, so never a conflict):
 - `memory/YYYY-MM-DD.md`: what happened, one file per day in the plan's time zone, append-only;
 - `state/sessions/<session-id>.json`: each session's `SessionResult.to_record()`;
 - `state/sessions.tsv`: one line per session (`started<TAB>session-id`), appended, so that
-  `report` finds the records it needs without listing the tree.
+  `report` finds the records it needs without listing the tree;
+- `state/events/<event-id>.json`: what happened after sessions (`events.Event`: quarantine,
+  merges, checkpoints, rollbacks, proposals, scans), each also a memory log entry.
 
 Runs on other machines write their own copies of the branch; `publish_memory` pushes ours
 without losing theirs (fetch, join, compare-and-swap push, again), so every record lands.
@@ -24,6 +26,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from gitops_agent import __version__
 from gitops_agent.errors import UserError
+from gitops_agent.events import EVENTS_DIR, Event, encode, event_path
 from gitops_agent.files import write_atomic
 from gitops_agent.git import RefMovedError, Repo
 from gitops_agent.git.merge import commit_merge
@@ -127,6 +130,69 @@ def _session_files(
     return files
 
 
+def record_event(repo: Repo, event: Event, *, timezone: str | None) -> str:
+    """Store an event and its memory log entry on autonomous/memory in one commit (compare
+    and swap, re-read and tried again when another writer moved the branch)."""
+    record = mask(encode(event).decode()).encode()
+    for _attempt in range(COMMIT_ATTEMPTS):
+        tip = repo.branch_tip(MEMORY_BRANCH)
+        if tip is not None and repo.read_blob(tip, event_path(event.id)) == record:
+            return tip
+        tree = None if tip is None else repo.tree_of(tip)
+        try:
+            return repo.commit_files(
+                MEMORY_BRANCH,
+                _event_files(repo, tree, event, record, timezone),
+                render(TEMPLATE, kind="event_commit", event=event),
+                expected_tip=tip,
+                trailers={"Gitops-Agent-Version": __version__},
+            )
+        except RefMovedError:
+            continue
+    raise RefMovedError(
+        f"{MEMORY_BRANCH} kept moving while an event was recorded ({COMMIT_ATTEMPTS} attempts)"
+    )
+
+
+def _event_files(
+    repo: Repo, tree: str | None, event: Event, record: bytes, timezone: str | None
+) -> dict[str, bytes | None]:
+    tz = zone_of(timezone)
+    when = parse_time(event.time)
+    path = day_path(when.astimezone(tz).strftime("%Y-%m-%d"))
+    old = None if tree is None else repo.read_tree_blob(tree, path)
+    if old is None:
+        day = path.removeprefix(f"{MEMORY_DIR}/").removesuffix(".md")
+        old = render(TEMPLATE, kind="day", day=day, zone=timezone or "UTC").encode()
+    elif not old.endswith(b"\n"):
+        old += b"\n"
+    entry = _entry("event", when, tz, event=event).encode()
+    return {event_path(event.id): record, path: old + entry}
+
+
+def load_events(repo: Repo) -> list[Event]:
+    """Every recorded event, oldest first (by time, then id), from each memory tip."""
+    found: dict[str, Event] = {}
+    for tip in memory_tips(repo):
+        for name in repo.tree_names(repo.tree_of(tip), EVENTS_DIR):
+            path = f"{EVENTS_DIR}/{name}"
+            if name.removesuffix(".json") in found:
+                continue
+            data = repo.read_blob(tip, path)
+            if data is not None:
+                event = _parse_event(data, path)
+                found[event.id] = event
+    return sorted(found.values(), key=lambda e: (parse_time(e.time), e.id))
+
+
+def _parse_event(data: bytes, path: str) -> Event:
+    where = f"{MEMORY_BRANCH}:{path}"
+    try:
+        return Event.from_record(json.loads(data.decode("utf-8")))
+    except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as err:
+        raise UserError(f"not an event record ({err}); fix or delete it", where) from None
+
+
 # -- two runners, one memory --------------------------------------------------------------------
 
 
@@ -149,6 +215,15 @@ def join_memory(repo: Repo, ours: str, theirs: str, *, timezone: str | None) -> 
         result = _parse_record(data, record_at)
         tree = repo.replace_in_tree(tree, _session_files(repo, tree, result, data, timezone))
         joined.append(session)
+    theirs_events = set(repo.tree_names(tree, EVENTS_DIR))
+    for name in repo.tree_names(repo.tree_of(ours), EVENTS_DIR):
+        if name in theirs_events:
+            continue
+        path = f"{EVENTS_DIR}/{name}"
+        data = repo.read_blob(ours, path)
+        if data is not None:
+            event = _parse_event(data, path)
+            tree = repo.replace_in_tree(tree, _event_files(repo, tree, event, data, timezone))
     message = render(TEMPLATE, kind="join", sessions=joined)
     return commit_merge(repo, tree, [theirs, ours], message, {"Gitops-Agent-Version": __version__})
 

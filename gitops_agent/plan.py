@@ -41,6 +41,32 @@ class TaskStatus(enum.StrEnum):
 _STATUSES = {status.value: status for status in TaskStatus}
 
 
+class Approval(enum.StrEnum):
+    """Who takes a task's result into the base (`approval:`, or a task's `Approval:` line)."""
+
+    FINAL = "final"  # the session's one pull request; a person merges it
+    PER_TASK = "per-task"  # the task's own branch and pull request; a person merges it
+    AUTO = "auto"  # its own branch; the tool merges it after a green quarantine
+
+
+class OnFailure(enum.StrEnum):
+    """`on_failure:`: what a per-task result that was rolled back leaves for people."""
+
+    NOTHING = "nothing"  # its kept attempts (`gitops-agent show`)
+    DRAFT_PR = "draft-pr"  # also a draft pull request of its last attempt
+
+
+class MergeMethod(enum.StrEnum):
+    """`merge_method:`: how an auto-approved result is merged (GitHub's words)."""
+
+    MERGE = "merge"
+    SQUASH = "squash"
+    REBASE = "rebase"
+
+
+DEFAULT_QUARANTINE_HOURS = 48.0
+
+
 QUEUE_HEADINGS: tuple[tuple[str, Queue], ...] = (
     ("ready for autonomous execution", Queue.READY),
     ("pending approval", Queue.PENDING),
@@ -76,6 +102,7 @@ KEY_ALIASES = {
     "status": "status",
     "run": "run",
     "reason": "reason",
+    "approval": "approval",
 }
 
 TESTS_YES = ("✅", "yes", "y", "true")
@@ -92,6 +119,16 @@ PLAN_SETTINGS: dict[str, str] = {
     "schedule": "when the scheduled workflow runs, a cron line (default 0 2 * * *)",
     "install": "where the workflow installs gitops-agent from: git+https://...@<commit> or "
     "gitops-agent==X --hash=sha256:... (default: where this copy came from)",
+    "approval": "who merges a result: final (one PR a session, a person merges; the default), "
+    "per-task (a PR for each task, a person merges) or auto (the tool merges after quarantine)",
+    "quarantine_hours": "how long an auto-approved result waits, re-tested on every run, "
+    "before the tool merges it (default 48)",
+    "merge_method": "how the tool merges an auto-approved result: merge, squash or rebase "
+    "(default merge)",
+    "on_failure": "per-task and auto: nothing (the default) or draft-pr (a draft PR of a "
+    "rolled-back task's last attempt, never for a broken safety rule)",
+    "scan": "problem-scan commands printing `path:line: message` findings (gitops-agent scan)",
+    "scan_schedule": "when the workflow runs `scan`, a cron line (default: no scheduled scan)",
 }
 
 
@@ -119,6 +156,10 @@ class Task:
     status: TaskStatus | str | None = None  # first word of `Status:`: a TaskStatus if known
     run: str | None = None
     reason: str | None = None
+    approval: Approval | None = None  # its `Approval:` line; None: the plan's `approval:`
+
+    def approval_in(self, settings: Settings) -> Approval:
+        return self.approval or settings.approval
 
     def detail(self, key: str) -> Detail | None:
         wanted = normalise_key(key)
@@ -159,6 +200,12 @@ class Settings:
     notify: tuple[str, ...] | None = None
     schedule: str | None = None
     install: InstallSource | None = None
+    approval: Approval = Approval.FINAL
+    quarantine_hours: float = DEFAULT_QUARANTINE_HOURS
+    merge_method: MergeMethod = MergeMethod.MERGE
+    on_failure: OnFailure = OnFailure.NOTHING
+    scan: tuple[str, ...] = ()
+    scan_schedule: str | None = None
     lines: tuple[tuple[str, int], ...] = ()  # (key, line) for messages
 
     def line_of(self, key: str) -> int | None:
@@ -297,6 +344,13 @@ def schedule_problem(value: object) -> str | None:
     return None
 
 
+_CHOICES: dict[str, type[enum.StrEnum]] = {
+    "approval": Approval,
+    "merge_method": MergeMethod,
+    "on_failure": OnFailure,
+}
+
+
 def _plan_setting(key: str, value: Any, path: str, line: int) -> Any:
     if key == "timezone":
         try:
@@ -304,11 +358,33 @@ def _plan_setting(key: str, value: Any, path: str, line: int) -> Any:
         except (ZoneInfoNotFoundError, ValueError):
             raise PlanError(f"`timezone`: unknown time zone `{value}`", path, line) from None
         return str(value)
-    if key == "schedule":
+    if key in _CHOICES:
+        choice = _CHOICES[key]
+        try:
+            return choice(str(value).strip().lower())
+        except ValueError:
+            known = ", ".join(c.value for c in choice)
+            raise PlanError(f"`{key}` must be one of {known}, not `{value}`", path, line) from None
+    if key == "quarantine_hours":
+        if isinstance(value, bool) or not isinstance(value, int | float) or not 0 <= value <= 8760:
+            raise PlanError(
+                "`quarantine_hours` must be a number of hours from 0 to 8760", path, line
+            )
+        return float(value)
+    if key == "scan":
+        commands = [value] if isinstance(value, str) else value
+        if (
+            not isinstance(commands, list)
+            or not commands
+            or not all(isinstance(c, str) and c.strip() for c in commands)
+        ):
+            raise PlanError("`scan` must be a command or a list of commands", path, line)
+        return tuple(c.strip() for c in commands)
+    if key in ("schedule", "scan_schedule"):
         problem = schedule_problem(value)
         if problem is not None:
             raise PlanError(
-                f"`schedule` must be a cron line of five fields, like `0 2 * * *` ({problem})",
+                f"`{key}` must be a cron line of five fields, like `0 2 * * *` ({problem})",
                 path,
                 line,
             )
@@ -455,6 +531,13 @@ def _field_value(name: str, key: str, value: str, path: str, line: int) -> Any:
             )
         word = found[0].upper().replace("-", "_")
         return _STATUSES.get(word, word)
+    if name == "approval":
+        word = value.strip().strip("`").lower()
+        try:
+            return Approval(word)
+        except ValueError:
+            known = ", ".join(a.value for a in Approval)
+            raise PlanError(f"`{key}` must be one of {known}, not `{value}`", path, line) from None
     if name == "run":
         command = value.strip()
         if len(command) >= 2 and command.startswith("`") and command.endswith("`"):

@@ -205,3 +205,47 @@ def _title(tasks: list[str], branch: str) -> str:
     noun = "task" if len(tasks) == 1 else "tasks"
     title = f"gitops-agent: {len(tasks)} {noun} ({', '.join(tasks)})"
     return title if len(title) <= TITLE_LIMIT else title[: TITLE_LIMIT - 3] + "..."
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A branch the tool made for people to take (a rollback, a proposal, a draft): where it
+    went and its pull request, if it got one."""
+
+    branch: str
+    pushed: bool
+    pull: PullRequest | None
+    notes: tuple[str, ...] = ()
+
+
+def offer_branch(
+    base: Base,
+    branch: str,
+    title: str,
+    body: str,
+    *,
+    push_it: bool,
+    remote: str = DEFAULT_REMOTE,
+    draft: bool = False,
+    labels: tuple[str, ...] = LABELS,
+) -> Offer:
+    """Push `branch` (and the memory branch) to `remote` and open or update its pull request
+    into the base, when asked to push and the remote is on GitHub; else it stays a local
+    branch, which a person merges or pushes. A PR GitHub would not open is a note."""
+    repo = base.repo
+    if not push_it:
+        return Offer(branch, False, None)
+    push(repo, remote, [branch])
+    publish_memory(repo, remote, timezone=base.project.plan.settings.timezone)
+    repository = repository_from_url(remote_url(repo, remote))
+    if repository is None and not os.environ.get("GITHUB_REPOSITORY"):
+        return Offer(branch, True, None, ("The remote is not on GitHub: no pull request.",))
+    github = GitHub.from_env(repository)
+    try:
+        published = github.open_or_update_pull(branch, base.branch, title, body, draft=draft)
+        github.add_labels(published.pull.number, labels)
+    except GitHubError as err:
+        return Offer(
+            branch, True, None, (f"The pull request for {branch} was not opened ({err}).",)
+        )
+    return Offer(branch, True, published.pull)

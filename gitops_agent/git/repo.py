@@ -271,6 +271,16 @@ class Repo:
             return None
         return entry.data if isinstance(entry, pygit2.Blob) else None
 
+    def tree_names(self, tree: str, directory: str) -> list[str]:
+        """The names of the files directly in `directory` of `tree`, sorted; [] when none."""
+        try:
+            entry = self._repo[tree].peel(pygit2.Tree)[directory]
+        except KeyError:
+            return []
+        if not isinstance(entry, pygit2.Tree):
+            return []
+        return sorted(e.name for e in entry if e.type == pygit2.GIT_OBJECT_BLOB and e.name)
+
     # -- the tool's own refs, outside refs/heads (attempts kept as evidence) -------------------
 
     def keep_commit(
