@@ -544,6 +544,125 @@ def doctor(
         raise typer.Exit(2)
 
 
+PushOption = Annotated[
+    bool,
+    typer.Option(
+        "--push",
+        help="Push the branch (and autonomous/memory) to origin and open its pull request "
+        "(on GitHub); without it the branch stays here.",
+    ),
+]
+
+
+@app.command()
+def merge(
+    repo: RepoOption = None,
+    plan: PlanOption = None,
+    constraints: ConstraintsOption = None,
+    push: PushOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Re-test every auto-approved result in quarantine; merge those that stayed green."""
+    from gitops_agent.commands.merge import merge as run_merge
+    from gitops_agent.console import err
+
+    result = run_merge(repo, plan=plan, constraints=constraints, push=push)
+    for line in result.lines():
+        err.print(line, markup=False, soft_wrap=True)
+    if as_json:
+        _print_json(result.to_json(), ensure_ascii=False)
+
+
+@app.command()
+def timeline(
+    repo: RepoOption = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Checkpoints, merges and rollbacks of the base, oldest first."""
+    from gitops_agent.commands.timeline import show_timeline
+    from gitops_agent.commands.timeline import timeline as read_timeline
+
+    found = read_timeline(repo)
+    if as_json:
+        _print_json(found.to_json(), ensure_ascii=False)
+    else:
+        show_timeline(found)
+
+
+@app.command()
+def rollback(
+    target: Annotated[
+        str,
+        typer.Argument(help="A checkpoint (checkpoint/2026-11-30-1), a session id, or a task id."),
+    ],
+    repo: RepoOption = None,
+    plan: PlanOption = None,
+    constraints: ConstraintsOption = None,
+    push: PushOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Revert a checkpoint's, a session's or a task's work on a new rollback branch."""
+    from gitops_agent.commands.rollback import rollback as run_rollback
+    from gitops_agent.console import err
+
+    result = run_rollback(repo, target, plan=plan, constraints=constraints, push=push)
+    for line in result.lines():
+        err.print(line, markup=False, soft_wrap=True)
+    if as_json:
+        _print_json(result.to_json(), ensure_ascii=False)
+
+
+@app.command()
+def propose(
+    intent: Annotated[str | None, typer.Argument(help="What you want done, in your words.")] = None,
+    file: Annotated[
+        Path | None, typer.Option("--file", help="Read the intent from this file.")
+    ] = None,
+    repo: RepoOption = None,
+    plan: PlanOption = None,
+    constraints: ConstraintsOption = None,
+    agent_command: AgentOption = None,
+    push: PushOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Ask the agent for tasks that carry out an intent; add them under Pending Approval."""
+    from gitops_agent.commands.propose import propose as run_propose
+    from gitops_agent.console import err
+
+    result = run_propose(
+        repo,
+        intent,
+        file,
+        plan=plan,
+        constraints=constraints,
+        agent_command=agent_command,
+        push=push,
+    )
+    for line in result.lines():
+        err.print(line, markup=False, soft_wrap=True)
+    if as_json:
+        _print_json(result.to_json(), ensure_ascii=False)
+
+
+@app.command()
+def scan(
+    repo: RepoOption = None,
+    plan: PlanOption = None,
+    constraints: ConstraintsOption = None,
+    push: PushOption = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the plan's `scan:` commands on the base; propose each new finding as a Pending task."""
+    from gitops_agent.commands.scan import scan as run_scan
+    from gitops_agent.console import err
+
+    result = run_scan(repo, plan=plan, constraints=constraints, push=push)
+    for line in result.lines():
+        err.print(line, markup=False, soft_wrap=True)
+    if as_json:
+        _print_json(result.to_json(), ensure_ascii=False)
+
+
 def main() -> None:
     catch_signals()
     with error_handler():
