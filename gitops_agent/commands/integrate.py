@@ -9,7 +9,6 @@ still passes, so one bad combination does not sink the rest.
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,13 +17,11 @@ from typing import Any
 from gitops_agent.errors import UserError
 from gitops_agent.files import write_atomic
 from gitops_agent.gate import Gate, resolve_gate
-from gitops_agent.gate.verdict import GateResult, run_baseline, run_gate, tree_lines
-from gitops_agent.git import Workspace
+from gitops_agent.gate.bench import gate_bench
 from gitops_agent.git.merge import commit_merge, merge
 from gitops_agent.project import Base, load_base
 from gitops_agent.render import render
 from gitops_agent.results import BRANCH_PREFIX, INTEGRATION_PREFIX, MEMORY_BRANCH
-from gitops_agent.runner import Runner
 from gitops_agent.runstate import STATE_DIR
 from gitops_agent.session import new_session_id
 from gitops_agent.session.places import work_dir
@@ -243,39 +240,8 @@ def _gate(
     base: Base, gate: Gate, tip: str, merged: list[Candidate], path: Path
 ) -> tuple[str, list[Candidate], list[LeftOut], str]:
     """Gate the merged tree; on failure, re-merge one branch at a time behind the gate."""
-    timeout = base.project.constraints.task_timeout_minutes * 60
-    runner = Runner.create(base.project.constraints, repo_root=base.repo.root)
-    if path.exists():
-        shutil.rmtree(path)
-    path.mkdir(parents=True)
-    checkout = Workspace(base.repo, path / "tree")
-    scratch = path / "scratch"
-    try:
-        checkout.reset(base.commit)
-        base_tree = base.repo.tree_of(base.commit)
-        baseline = run_baseline(
-            gate,
-            checkout.path,
-            tree=base_tree,
-            timeout=timeout,
-            runner=runner,
-            scratch=scratch,
-            source_line=tree_lines(base.repo, base_tree),
-        )
-
-        def judged(commit: str) -> GateResult:
-            """The gate on `commit`, judged against the base: only what it broke counts."""
-            checkout.reset(commit)
-            return run_gate(
-                gate,
-                checkout.path,
-                timeout=timeout,
-                runner=runner,
-                scratch=scratch,
-                source_line=tree_lines(base.repo, base.repo.tree_of(commit)),
-                baseline=baseline,
-            )
-
+    constraints = base.project.constraints
+    with gate_bench(base.repo, gate, base.commit, constraints, path) as judged:
         first = judged(tip)
         if first.passed:
             return tip, merged, [], f"passed on the merged result ({gate.source})"
@@ -301,5 +267,3 @@ def _gate(
                 )
         said = f"failed on the whole merge; passed with {len(kept)} of {len(merged)} branches"
         return current, kept, left_out, said
-    finally:
-        shutil.rmtree(path)
