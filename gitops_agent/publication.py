@@ -26,7 +26,7 @@ from gitops_agent.memory import load_session, publish_memory
 from gitops_agent.project import Base, load_base
 from gitops_agent.render import render
 from gitops_agent.results import BRANCH_PREFIX, MEMORY_BRANCH
-from gitops_agent.session import pr_body
+from gitops_agent.session import pr_body, task_pr_body
 
 LABELS = ("gitops-agent",)
 TITLE_LIMIT = 120
@@ -141,9 +141,13 @@ def _body(base: Base, branch: str, tasks: list[str], tip: str, *, left_out: obje
     """A branch's description, from verified data only: a session branch's from its session's
     record (as its run wrote it, every field escaped); an integration branch's from its merge
     commits, plus the tasks the result says were left out (only ids the plan holds)."""
+    settings = base.project.plan.settings
     session = load_session(base.repo, branch.removeprefix(BRANCH_PREFIX))
     if session is not None and session.branch == branch:
-        return pr_body(session, base.project.constraints)
+        return pr_body(session, base.project.constraints, settings.quarantine_hours)
+    own = _own_branch_body(base, branch, tip)
+    if own is not None:
+        return own
     merged = _merged(base, tip)
     known = {task.id for task in base.project.plan.tasks}
     dropped = [
@@ -171,6 +175,19 @@ def _body(base: Base, branch: str, tasks: list[str], tip: str, *, left_out: obje
         ],
         gate=None,
     )
+
+
+def _own_branch_body(base: Base, branch: str, tip: str) -> str | None:
+    """A task's own branch (approval per-task or auto): described from its session's record,
+    as the task is recorded there, when that record names this branch."""
+    sessions = {c.trailers.get("Session") for c in base.repo.commits_between(tip, base.commit)}
+    if len(sessions) != 1:
+        return None
+    session = load_session(base.repo, sessions.pop() or "")
+    if session is None:
+        return None
+    hours = base.project.plan.settings.quarantine_hours
+    return task_pr_body(session, branch, base.project.constraints, hours)
 
 
 def _merged(base: Base, tip: str) -> list[dict[str, Any]]:

@@ -80,16 +80,25 @@ class TaskResult:
     evidence: tuple[str, ...] = ()  # refs of the attempts kept (refs/gitops-agent/attempts/...)
     already_failing: tuple[str, ...] = ()  # gate failures of the base, not held against it
     needs_human: bool = False  # this session set the task's status to NEEDS_HUMAN
+    # per-task and auto approval: the task's own branch (autonomous/<session>-<task>), and
+    # the approval its commit carries; None for the session's branch (final)
+    branch: str | None = None
+    approval: str | None = None
 
     def to_contract(self) -> dict[str, Any]:
-        """The task entry of `run --json`, exactly as the contract lists it."""
-        return {
+        """The task entry of `run --json`: the contract's fields, and the task's own branch
+        where it has one (approval per-task or auto)."""
+        entry: dict[str, Any] = {
             "id": self.id,
             "outcome": self.outcome.value,
             "reason": self.reason,
             "commit": self.commit,
             "attempts": self.attempts,
         }
+        if self.branch is not None:
+            entry["branch"] = self.branch
+            entry["approval"] = self.approval
+        return entry
 
     @property
     def output_label(self) -> str:
@@ -108,6 +117,8 @@ class TaskResult:
             "evidence": list(self.evidence),
             "already_failing": list(self.already_failing),
             "needs_human": self.needs_human,
+            "branch": self.branch,
+            "approval": self.approval,
         }
 
     @classmethod
@@ -127,6 +138,8 @@ class TaskResult:
             evidence=tuple(data.get("evidence", ())),
             already_failing=tuple(data.get("already_failing", ())),
             needs_human=bool(data.get("needs_human", False)),
+            branch=data.get("branch"),
+            approval=data.get("approval"),
         )
 
 

@@ -49,6 +49,21 @@ def run(
             data["pushed"] = list(published.pushed)
             data["pull_request"] = published.pull.url if published.pull else None
             data["pull_requests_repaired"] = [pull.url for pull in published.repaired]
+            # A task on a branch of its own (approval per-task, auto) gets a PR of its own.
+            for own in [t.branch for t in result.tasks if t.branch and t.commit]:
+                alone = publish(
+                    options.repo,
+                    branch=own,
+                    plan=options.plan,
+                    constraints=options.constraints,
+                    require_github=False,
+                    pull_failure_ok=True,
+                )
+                data["pushed"] += [ref for ref in alone.pushed if ref not in data["pushed"]]
+                if alone.pull is not None:
+                    said.append(f"Pull request: {alone.pull.url}")
+                    data.setdefault("pull_requests", []).append(alone.pull.url)
+                said += alone.notes
     finally:
         if claims is not None:
             said += claims.release_all()

@@ -16,7 +16,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from gitops_agent import __version__, evidence
+from gitops_agent import __version__, clock, evidence, quarantine
 from gitops_agent.agents import SHELL, AgentSpec, require_installed, resolve_agent
 from gitops_agent.claims import MARGIN as CLAIM_MARGIN
 from gitops_agent.claims import Claims
@@ -43,7 +43,7 @@ from gitops_agent.memory import (
     record_pending,
 )
 from gitops_agent.notify import notify, notify_urls, session_notification
-from gitops_agent.plan import Task, TaskStatus, set_status
+from gitops_agent.plan import Approval, Task, TaskStatus, set_status
 from gitops_agent.policy.eligibility import verdicts as check
 from gitops_agent.policy.masking import mask
 from gitops_agent.project import Project, base_of, find_root
@@ -269,6 +269,13 @@ class _Session:
             self.repo, result, timezone=settings.timezone, state_dir=self.state_dir
         ):
             self.listener.note(note)
+        for task in result.tasks:
+            if task.approval == Approval.AUTO.value and task.branch and task.commit:
+                notes = quarantine.begin(
+                    self.repo, settings, task.branch, task.commit, (task.id,), clock.now()
+                )
+                for note in notes:
+                    self.listener.note(note)
         message = session_notification(result)  # None unless something changed
         if message is not None:
             for problem in notify(notify_urls(settings.notify), *message):
@@ -555,9 +562,10 @@ class _Session:
             )
             prompt = None if task.run is not None else self._prompt(task, feedback)
             phase = partial(self._phase, task, attempt=number, attempts=attempts)
-            result = attempt(ctx, task, self.tip, prompt, phase, timeout=left)
+            start = self._start_of(task)
+            result = attempt(ctx, task, start, prompt, phase, timeout=left)
             self.attempts_made += 1
-            kept += self._keep(task, number, result)
+            kept += self._keep(task, number, result, start)
             if result.verdict is Verdict.LIMITED:
                 assert result.rate_limit is not None
                 when = result.rate_limit.resume_at
@@ -583,6 +591,7 @@ class _Session:
                     Outcome.COMMITTED,
                     f"Passed every rule and the quality gate ({self.gate.source}).",
                     commit=commit,
+                    **self._own_branch_fields(task),
                     attempts=number,
                     duration=time.monotonic() - started,
                     changed_files=result.changed,
@@ -633,10 +642,11 @@ class _Session:
                 evidence=kept,
             )
         plan_rel = self.project.plan.path
-        data = self.repo.read_blob(self.tip, plan_rel)
+        start = self._start_of(task)
+        data = self.repo.read_blob(start, plan_rel)
         assert data is not None  # the session's plan was read from the base
         updated = set_status(decode(data, plan_rel), task.id, TaskStatus.DONE, plan_rel)
-        tree = self.repo.replace_in_tree(self.repo.tree_of(self.tip), {plan_rel: updated.encode()})
+        tree = self.repo.replace_in_tree(self.repo.tree_of(start), {plan_rel: updated.encode()})
         commit = self._commit(
             task,
             tree,
@@ -648,6 +658,7 @@ class _Session:
             Outcome.COMMITTED,
             f"{said}, so only its status is set to DONE.",
             commit=commit,
+            **self._own_branch_fields(task),
             attempts=attempts,
             duration=duration,
             changed_files=(plan_rel,),
@@ -661,7 +672,7 @@ class _Session:
             spent = f"The task's time budget of {task_budget / 60:g} "
         return f"{last.failure} {spent}minutes is spent, so it was not tried again."
 
-    def _keep(self, task: Task, number: int, result: AttemptResult) -> list[str]:
+    def _keep(self, task: Task, number: int, result: AttemptResult, tip: str) -> list[str]:
         """Keep the attempt's evidence under refs/gitops-agent/attempts/ (unless the
         constraints say `keep_attempts_days: 0`); returns the ref, as a list of zero or one."""
         if self.constraints.keep_attempts_days == 0:
@@ -679,7 +690,7 @@ class _Session:
             output_label="Gate output",
             transcript=result.transcript,
             transcript_label="Command output" if task.run is not None else "Agent output",
-            tip=self.tip,
+            tip=tip,
             tree=result.candidate,
         )
         return [evidence.keep(self.repo, record)]
@@ -709,29 +720,59 @@ class _Session:
             self.repo.create_branch(self.branch, self.base_commit)
             self.branch_made = True
 
+    def _approval(self, task: Task) -> Approval:
+        """The task's approval as it takes effect: `auto` is `per-task` where the
+        constraints forbid the tool to merge (`auto_merge: false`)."""
+        wanted = task.approval_in(self.project.plan.settings)
+        if wanted is Approval.AUTO and not self.constraints.auto_merge:
+            return Approval.PER_TASK
+        return wanted
+
+    def _own_branch(self, task: Task) -> str | None:
+        """The task's own branch (per-task and auto approval), None: the session's."""
+        if self._approval(task) is Approval.FINAL:
+            return None
+        return f"{self.branch}-{task.id}"
+
+    def _own_branch_fields(self, task: Task) -> dict[str, Any]:
+        own = self._own_branch(task)
+        return {} if own is None else {"branch": own, "approval": self._approval(task).value}
+
+    def _start_of(self, task: Task) -> str:
+        """Where a task's attempt starts: the session branch's tip, or the base for a task
+        with a branch of its own (stacked on nothing, so a person can take it alone)."""
+        return self.tip if self._own_branch(task) is None else self.base_commit
+
     def _commit(
         self, task: Task, tree: str, note: str = "", trailers: dict[str, str] | None = None
     ) -> str:
-        self._ensure_branch()
+        own = self._own_branch(task)
+        if own is None:
+            self._ensure_branch()
+        else:
+            self.repo.create_branch(own, self.base_commit)
         agent = SHELL if task.run is not None or self.agent is None else self.agent.name
         message = mask(
             f"{task.title}\n\nTask {task.id} of {self.project.plan.path}, done unattended."
             + (f" {note}" if note else "")
         )
+        approval = {} if own is None else {"Approval": self._approval(task).value}
         commit = self.repo.commit_tree(
-            self.branch,
+            own or self.branch,
             tree,
-            self.tip,
+            self.base_commit if own is not None else self.tip,
             message,
             {
                 "Task-Id": task.id,
                 "Agent": agent,
                 "Session": self.session,
                 "Gitops-Agent-Version": __version__,
+                **approval,
                 **(trailers or {}),
             },
         )
-        self.tip = commit
+        if own is None:
+            self.tip = commit
         return commit
 
     def _phase(self, task: Task, phase: Phase, attempt: int, attempts: int) -> None:
@@ -777,7 +818,8 @@ class _Session:
         )
         if self.branch_made:
             pr_path = self.state_dir / "sessions" / self.session / "pr-body.md"
-            write_atomic(pr_path, pr_body(result, self.constraints).encode())
+            hours = self.project.plan.settings.quarantine_hours
+            write_atomic(pr_path, pr_body(result, self.constraints, hours).encode())
             result = replace(result, pr_body=str(pr_path))
         return result
 
@@ -790,16 +832,42 @@ def _feedback(attempt: int, failure: str, violations: tuple[str, ...], output: s
     return "\n".join(lines)
 
 
-def pr_body(result: SessionResult, constraints: Constraints) -> str:
-    """The pull request's description of a session (also for a PR opened later, from the
-    session's record)."""
-    committed = [t for t in result.tasks if t.outcome is Outcome.COMMITTED]
+def pr_body(
+    result: SessionResult, constraints: Constraints, quarantine_hours: float | None = None
+) -> str:
+    """The pull request's description of a session's branch (also for a PR opened later, from
+    the session's record). A task on a branch of its own (approval per-task or auto) is
+    described by that branch's PR: `task_pr_body`."""
+    committed = [
+        t
+        for t in result.tasks
+        if t.outcome is Outcome.COMMITTED and t.branch in (None, result.branch)
+    ]
+    own = [
+        t
+        for t in result.tasks
+        if t.outcome is Outcome.COMMITTED and t.branch not in (None, result.branch)
+    ]
     others = [t for t in result.tasks if t.outcome is not Outcome.COMMITTED]
     return render(
         "pr-body.md.j2",
         result=result,
         committed=committed,
+        own=own,
         others=others,
+        auto=any(t.approval == Approval.AUTO.value for t in committed),
+        quarantine_hours=f"{quarantine_hours:g}" if quarantine_hours is not None else "48",
         constraints=constraints.path or "the default rules",
         version=__version__,
     )
+
+
+def task_pr_body(
+    result: SessionResult, branch: str, constraints: Constraints, quarantine_hours: float
+) -> str | None:
+    """The description of a task's own branch (per-task, auto), from its session's record;
+    None when the record holds no task on that branch."""
+    mine = tuple(t for t in result.tasks if t.branch == branch)
+    if not mine:
+        return None
+    return pr_body(replace(result, branch=branch, tasks=mine), constraints, quarantine_hours)
