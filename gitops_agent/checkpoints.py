@@ -53,10 +53,15 @@ def checkpoint_name(name: str) -> str:
     return TAG_PREFIX + name.removeprefix(TAG_PREFIX)
 
 
-def tag_merges(repo: Repo, base_branch: str, *, timezone: str | None) -> list[Event]:
+def tag_merges(
+    repo: Repo, base_branch: str, *, timezone: str | None, merged_at: datetime | None = None
+) -> list[Event]:
     """Tag every state of `base_branch` (a branch, or a remote-tracking one) where the tool's
     work entered it since its newest checkpoint, oldest first, and record each as an event; a
-    state tagged already is left alone, so running twice tags nothing new. Returns the events."""
+    state tagged already is left alone, so running twice tags nothing new. Returns the events.
+
+    `merged_at`: the caller just merged into the base, then: its tip is dated so (a
+    fast-forward's commit keeps its own, older date)."""
     tip = repo.branch_tip(base_branch)
     if tip is None:
         try:  # a remote-tracking branch (`origin/main`), where the base moved on GitHub
@@ -73,13 +78,16 @@ def tag_merges(repo: Repo, base_branch: str, *, timezone: str | None) -> list[Ev
         if state.commit in recorded:  # by another machine: the same name here, no new event
             create_checkpoint_tag(repo, recorded[state.commit], state.commit)
             continue
-        day = datetime.fromtimestamp(state.time, tz).strftime("%Y-%m-%d")
+        when = datetime.fromtimestamp(state.time, UTC)
+        if merged_at is not None and state.commit == tip:
+            when = merged_at
+        day = when.astimezone(tz).strftime("%Y-%m-%d")
         name = _tag(repo, day, state.commit)
         if name is None:
             continue  # another run tagged it meanwhile
         event = Event.create(
             EventKind.CHECKPOINT,
-            datetime.fromtimestamp(state.time, UTC),  # when it entered the base
+            when,  # when it entered the base
             f"Checkpoint {name} of {base_branch}: {_listed(state.tasks)}",
             commit=state.commit,
             tasks=state.tasks,

@@ -563,7 +563,7 @@ def merge(
     as_json: JsonOption = False,
 ) -> None:
     """Re-test every auto-approved result in quarantine; merge those that stayed green."""
-    from gitops_agent.commands.merge import merge as run_merge
+    from gitops_agent.commands.merge import merge_results as run_merge
     from gitops_agent.console import err
 
     result = run_merge(repo, plan=plan, constraints=constraints, push=push)

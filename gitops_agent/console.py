@@ -220,10 +220,16 @@ def show_run(result: SessionResult) -> None:
     err.print(table)
     if result.stopped:
         err.print(f"[yellow]The session stopped early: {shown(result.stopped)}.[/yellow]")
+    own = [t for t in result.tasks if t.branch and t.commit]
     if result.branch:
         err.print(f"Branch to review: [bold]{result.branch}[/bold]")
         err.print(f"Pull request description: {escape(result.pr_body or '')}")
-    else:
+    for task in own:
+        if task.approval == "auto":
+            err.print(f"{task.id}: [bold]{task.branch}[/bold] (auto: merged after quarantine)")
+        else:
+            err.print(f"{task.id}: branch to review: [bold]{task.branch}[/bold]")
+    if not result.branch and not own:
         err.print("Nothing was committed.")
 
 

@@ -17,7 +17,7 @@ import json
 import re
 import threading
 import urllib.parse
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +37,10 @@ class FakeGitHub:
     requests: list[tuple[str, str]] = field(default_factory=list)  # (method, path with query)
     fail_creates: int = 0  # how many of the next POST .../pulls answer 500
     next_base: str = ""  # where Link headers point, when not at this server itself
+    # Merging a PR: called with the pull request and the merge body; does the merge (in the
+    # test's bare remote) and returns the merge commit's id, as GitHub does its own merges.
+    merger: Callable[[dict[str, Any], dict[str, Any]], str] | None = None
+    comments: dict[int, list[str]] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def env(self) -> dict[str, str]:
@@ -76,6 +80,11 @@ class FakeGitHub:
                 return (*self._update(int(found[1]), body), {})
             if re.fullmatch(r"/pulls/\d+/commits", path) and method == "GET":
                 return 200, [], {}
+            if (found := re.fullmatch(r"/pulls/(\d+)/merge", path)) and method == "PUT":
+                return (*self._merge(int(found[1]), body), {})
+            if (found := re.fullmatch(r"/issues/(\d+)/comments", path)) and method == "POST":
+                self.comments.setdefault(int(found[1]), []).append(body["body"])
+                return 201, {"body": body["body"]}, {}
             if (found := re.fullmatch(r"/issues/(\d+)/labels", path)) and method == "POST":
                 names = self.labels.setdefault(int(found[1]), [])
                 names += [name for name in body["labels"] if name not in names]
@@ -155,6 +164,19 @@ class FakeGitHub:
             found[(page - 1) * size : page * size],
             {"Link": ", ".join(links)} if links else {},
         )
+
+    def _merge(self, number: int, body: dict[str, Any]) -> tuple[int, Any]:
+        """GitHub's PUT /pulls/N/merge: 409 when `sha` is not the head, 405 when not open."""
+        pull = next((p for p in self.pulls if p["number"] == number), None)
+        if pull is None:
+            return 404, {"message": "Not Found"}
+        if pull["state"] != "open" or self.merger is None:
+            return 405, {"message": "Pull Request is not mergeable"}
+        if body.get("sha") and pull["head"]["sha"] not in ("0" * 40, body["sha"]):
+            return 409, {"message": "Head branch was modified. Review and try the merge again."}
+        sha = self.merger(pull, body)
+        pull.update({"state": "closed", "merged_at": "2026-12-02T03:00:00Z"})
+        return 200, {"sha": sha, "merged": True, "message": "Pull Request successfully merged"}
 
     def _update(self, number: int, body: dict[str, Any]) -> tuple[int, Any]:
         for pull in self.pulls:

@@ -19,7 +19,7 @@ RawAnswer = Callable[[str, str, Mapping[str, str], bytes], tuple[int, bytes, Map
 
 @contextlib.contextmanager
 def bytes_api(answer: RawAnswer) -> Iterator[str]:
-    """Serve `answer` for GET, POST and PATCH on 127.0.0.1 while the block runs; yields the
+    """Serve `answer` for GET, POST, PATCH and PUT on 127.0.0.1 while the block runs; yields the
     base URL. The body goes out as given; a Content-Length among the answer's headers is sent
     instead of the body's (larger: an answer cut off)."""
 
@@ -36,7 +36,7 @@ def bytes_api(answer: RawAnswer) -> Iterator[str]:
             self.end_headers()
             self.wfile.write(data)
 
-        do_GET = do_POST = do_PATCH = _handle
+        do_GET = do_POST = do_PATCH = do_PUT = _handle
 
         def log_message(self, format: str, *args: Any) -> None:
             return
