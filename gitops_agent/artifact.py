@@ -39,3 +39,14 @@ def read_result(path: Path) -> dict[str, Any]:
             f"`branch` must be an autonomous/ branch or null, not {branch!r}", str(path)
         )
     return data
+
+
+def own_branches(data: dict[str, Any]) -> list[str]:
+    """The task branches (approval per-task or auto) a `run --json` result names: each task
+    entry's `branch`, in order; what is not a string under autonomous/ is left out."""
+    found: list[str] = []
+    for task in data.get("tasks") or []:
+        branch = task.get("branch") if isinstance(task, dict) else None
+        if isinstance(branch, str) and branch.startswith(BRANCH_PREFIX) and branch not in found:
+            found.append(branch)
+    return found

@@ -495,6 +495,8 @@ def publish(
     err.print(f"pushed {', '.join(done.pushed) or 'nothing'}")
     if done.pull is not None:
         err.print(f"{'opened' if done.created else 'updated'} {done.pull.url}")
+    for other in done.others:
+        err.print(f"opened or updated {other.url} (a task's own branch)")
     for repaired in done.repaired:
         err.print(f"opened the missing pull request {repaired.url}")
     for note in done.notes:
@@ -504,7 +506,15 @@ def publish(
         if done.pull is not None:
             pull = {"number": done.pull.number, "url": done.pull.url, "created": done.created}
         repaired_urls = [repaired.url for repaired in done.repaired]
-        _print_json({"pushed": list(done.pushed), "pull_request": pull, "repaired": repaired_urls})
+        others = [other.url for other in done.others]
+        _print_json(
+            {
+                "pushed": list(done.pushed),
+                "pull_request": pull,
+                "pull_requests": others,
+                "repaired": repaired_urls,
+            }
+        )
 
 
 @app.command()

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitops_agent.artifact import RESULT_FILE, read_result
+from gitops_agent.artifact import RESULT_FILE, own_branches, read_result
 from gitops_agent.errors import UserError
 from gitops_agent.files import read_text
 from gitops_agent.git.remote import DEFAULT_REMOTE, fetch_autonomous, push, remote_url
@@ -40,6 +40,7 @@ class Publication:
     labels: tuple[str, ...]
     repaired: tuple[PullRequest, ...] = ()  # opened for branches pushed earlier without one
     notes: tuple[str, ...] = ()  # for people: what could not be done, and what happens next
+    others: tuple[PullRequest, ...] = ()  # more PRs of the result: its tasks' own branches
 
 
 def publish(
@@ -71,7 +72,9 @@ def publish(
     repo = base.repo
     if branch and repo.branch_tip(branch) is None:
         raise UserError(f"branch {branch} does not exist here (run `verify` first)", str(repo.root))
-    pushed = push(repo, remote, [branch]) if branch else []
+    # A task with approval per-task or auto is on a branch of its own, with a PR of its own.
+    own = [b for b in own_branches(data) if repo.branch_tip(b) is not None]
+    pushed = push(repo, remote, [*([branch] if branch else []), *own])
     timezone = base.project.plan.settings.timezone
     memory = publish_memory(repo, remote, timezone=timezone)
     pushed += [memory] if memory else []
@@ -102,8 +105,27 @@ def publish(
                 f"The pull request for {branch} was not opened ({err}). The branch is on "
                 f"{remote}: the next run (or `gitops-agent publish`) opens it."
             )
+    opened: list[PullRequest] = []
+    for each in own:
+        tip = repo.branch_tip(each)
+        assert tip is not None  # checked above
+        tasks = _tasks(base, tip)
+        try:
+            alone = github.open_or_update_pull(
+                each, base.branch, _title(tasks, each), _body(base, each, tasks, tip)
+            )
+            github.add_labels(alone.pull.number, LABELS)
+            opened.append(alone.pull)
+        except GitHubError as err:
+            if not pull_failure_ok:
+                raise
+            notes.append(f"The pull request for {each} was not opened ({err}).")
+    if pull is None and opened:
+        pull, created, opened = opened[0], True, opened[1:]
     repaired = _open_missing(base, github, remote, skip=branch, notes=notes)
-    return Publication(tuple(pushed), pull, created, labels, tuple(repaired), tuple(notes))
+    return Publication(
+        tuple(pushed), pull, created, labels, tuple(repaired), tuple(notes), tuple(opened)
+    )
 
 
 def _open_missing(

@@ -16,7 +16,14 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from gitops_agent.artifact import BUNDLE_FILE, NO_RESULT, RESULT_FILE, STALE_FILES, read_result
+from gitops_agent.artifact import (
+    BUNDLE_FILE,
+    NO_RESULT,
+    RESULT_FILE,
+    STALE_FILES,
+    own_branches,
+    read_result,
+)
 from gitops_agent.files import write_atomic
 from gitops_agent.git import Repo
 from gitops_agent.git.remote import create_bundle
@@ -39,6 +46,7 @@ def pack(repo_dir: Path | None, result: Path, out: Path) -> Packed:
     data = dict(NO_RESULT) if crashed else read_result(result)
     repo = Repo.open(find_root(repo_dir))
     wanted = [data["branch"]] if data.get("branch") else []
+    wanted += [b for b in own_branches(data) if repo.branch_tip(b) is not None]
     if repo.branch_tip(MEMORY_BRANCH) is not None:
         wanted.append(MEMORY_BRANCH)
     out.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ from gitops_agent.results import BRANCH_PREFIX, INTEGRATION_PREFIX, MEMORY_BRANC
 from gitops_agent.runstate import STATE_DIR
 from gitops_agent.session import new_session_id
 from gitops_agent.session.places import work_dir
+from gitops_agent.verification import BranchKind, branch_kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +95,7 @@ def candidates(base: Base, branches: list[str], prefix: str) -> list[Candidate]:
             if name.startswith(prefix)
             and name != MEMORY_BRANCH
             and not name.startswith(INTEGRATION_PREFIX)
+            and branch_kind(name) is BranchKind.SESSION  # not a task's own, a proposal...
             and not repo.is_merged(tip, base.commit)
         ]
     found = []

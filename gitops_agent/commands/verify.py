@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from gitops_agent.artifact import BUNDLE_FILE, RESULT_FILE, read_result
+from gitops_agent.artifact import BUNDLE_FILE, RESULT_FILE, own_branches, read_result
 from gitops_agent.errors import UserError
 from gitops_agent.gate import resolve_gate
 from gitops_agent.git import Repo
@@ -44,7 +44,7 @@ from gitops_agent.policy.preflight import ProgramLookup
 from gitops_agent.project import Base, load_base
 from gitops_agent.rejected import rejected_tasks
 from gitops_agent.results import BRANCH_PREFIX, INTEGRATION_PREFIX, MEMORY_BRANCH
-from gitops_agent.verification import Check, awaiting_on_remote, branch_kind
+from gitops_agent.verification import BranchKind, Check, awaiting_on_remote, branch_kind
 from gitops_agent.verification.memory import memory_problems
 from gitops_agent.verification.results import branch_problems
 
@@ -160,13 +160,15 @@ def _check_artifact(
                 f"autonomous/integration-<id> or {MEMORY_BRANCH})"
             )
         branches[name] = tip
-    work = sorted(b for b in branches if b != MEMORY_BRANCH)
+    own = sorted(b for b in branches if branch_kind(b) is BranchKind.TASK)
+    work = sorted(b for b in branches if b != MEMORY_BRANCH and b not in own)
     if len(work) > 1:
         problems.append(
             f"carries {len(work)} result branches ({', '.join(work)}); a result has one"
         )
     if data is not None and len(work) <= 1:
         problems += _json_names_problems(data, work[0] if work else None)
+    problems += _own_branches_problems(data, own)
     if path is None:
         return problems, {}
     try:
@@ -179,6 +181,20 @@ def _check_artifact(
         else:
             problems += branch_problems(checking, number, branch, tip, data)
     return problems, branches
+
+
+def _own_branches_problems(data: dict[str, Any] | None, own: list[str]) -> list[str]:
+    """A task's own branch (approval per-task or auto) is carried only as its session's
+    result names it: `run --json` gives each such task's `branch`."""
+    named = own_branches(data or {})
+    session = (data or {}).get("session")
+    problems = []
+    for branch in own:
+        if branch not in named:
+            problems.append(f"carries {branch}, which {RESULT_FILE} does not name")
+        elif not (isinstance(session, str) and branch.startswith(f"{BRANCH_PREFIX}{session}-")):
+            problems.append(f"{RESULT_FILE}: session {session!r} did not make {branch}")
+    return problems
 
 
 def _json_names_problems(data: dict[str, Any], work: str | None) -> list[str]:

@@ -28,6 +28,7 @@ from gitops_agent.project import Base
 from gitops_agent.results import BRANCH_PREFIX, INTEGRATION_PREFIX, MEMORY_BRANCH
 
 _INTEGRATION_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_TASK_BRANCH = re.compile(r"(?P<session>\d{8}-\d{6}-[0-9a-f]{4})-(?P<task>[A-Za-z0-9_.-]+)")
 _MAX_COMMITS = 500  # far beyond any session or integration; a bound on the work of a walk
 
 
@@ -53,6 +54,7 @@ class BranchKind(enum.Enum):
 
     MEMORY = "memory"  # MEMORY_BRANCH
     SESSION = "session"  # autonomous/<session id>
+    TASK = "task"  # autonomous/<session id>-<task id>: approval per-task or auto
     INTEGRATION = "integration"  # autonomous/integration-<id>
 
 
@@ -64,9 +66,18 @@ def branch_kind(branch: str) -> BranchKind | None:
         ident = branch.removeprefix(INTEGRATION_PREFIX)
         return BranchKind.INTEGRATION if _INTEGRATION_ID.fullmatch(ident) else None
     if branch.startswith(BRANCH_PREFIX):
-        started = session_start(branch.removeprefix(BRANCH_PREFIX))
-        return BranchKind.SESSION if started is not None else None
+        name = branch.removeprefix(BRANCH_PREFIX)
+        if session_start(name) is not None:
+            return BranchKind.SESSION
+        own = _TASK_BRANCH.fullmatch(name)
+        if own is not None and session_start(own["session"]) is not None:
+            return BranchKind.TASK
     return None
+
+
+def task_branch(session: str, task_id: str) -> str:
+    """The branch of a task with approval per-task or auto, as `run` names it."""
+    return f"{BRANCH_PREFIX}{session}-{task_id}"
 
 
 def awaiting_on_remote(checking: Check) -> dict[str, tuple[str, str]]:

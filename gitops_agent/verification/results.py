@@ -24,7 +24,7 @@ from gitops_agent.errors import PlanError
 from gitops_agent.files import decode
 from gitops_agent.git import Repo
 from gitops_agent.git.remote import IncomingCommit, incoming_commits, merge_is_clean_of
-from gitops_agent.plan import Task, TaskStatus, set_status
+from gitops_agent.plan import Approval, Task, TaskStatus, set_status
 from gitops_agent.policy.eligibility import Verdict
 from gitops_agent.policy.inspect import inspect_change
 from gitops_agent.policy.provenance import change_problems, session_start, trailer_problems
@@ -33,13 +33,14 @@ from gitops_agent.rejected import STATUS_TRAILER, parse_status_trailer
 from gitops_agent.results import BRANCH_PREFIX, Outcome
 from gitops_agent.session.attempt import tests_may_change
 
-from . import BranchKind, Check, branch_kind, raw_problems
+from . import BranchKind, Check, branch_kind, raw_problems, task_branch
 
 RESULT_FILE = "result.json"  # as `bundle` names it
 _NOTHING_TO_DO = "Nothing-To-Do"  # the trailer of `run`'s commit for a codemod with nothing to do
 _TASK_TRAILERS = ("Task-Id", "Agent", "Session", "Gitops-Agent-Version")
 _STATUS_TRAILERS = (STATUS_TRAILER, "Session", "Gitops-Agent-Version")
 _MERGE_TRAILER = "Integrates"
+_APPROVAL = "Approval"  # on a task's own branch (approval per-task or auto)
 
 
 def branch_problems(
@@ -101,6 +102,10 @@ def _commits_problems(
         if session is not None and (
             session_start(session) is None
             or (kind is BranchKind.SESSION and branch != f"{BRANCH_PREFIX}{session}")
+            or (
+                kind is BranchKind.TASK
+                and branch != task_branch(session, trailers.get("Task-Id", ""))
+            )
         ):
             problems.append(f"{short}: its Session trailer {session!r} is not this branch's")
         if STATUS_TRAILER in trailers:
@@ -117,7 +122,7 @@ def _commits_problems(
                 claimed = _claim(checking, branch, task_id, commit.info.id, result=False)
                 problems += [f"{short}: {p}" for p in claimed]
             continue
-        allowed = (*_TASK_TRAILERS, _NOTHING_TO_DO)
+        allowed = (*_TASK_TRAILERS, _NOTHING_TO_DO, _APPROVAL)
         said = trailer_problems(message, allowed, _TASK_TRAILERS)
         problems += [f"{short}: {p}" for p in said]
         named = trailers.get("Task-Id")
@@ -136,6 +141,10 @@ def _commits_problems(
         if earlier is not None:
             problems.append(f"{short}: task `{task.id}` has an earlier commit here ({earlier})")
             continue
+        approval = _approval_problem(checking, kind, task, trailers.get(_APPROVAL))
+        if approval is not None:
+            problems.append(f"{short}: {approval}")
+            continue
         done[task.id] = commit.info.id[:12]
         if len(done) == project.constraints.max_tasks_per_session + 1:
             problems.append(
@@ -146,6 +155,30 @@ def _commits_problems(
         problems += [f"{short}: {p}" for p in claimed]
         problems += _task_problems(checking, short, task, commit)
     return problems
+
+
+def _approval_problem(
+    checking: Check, kind: BranchKind | None, task: Task, said: str | None
+) -> str | None:
+    """A task's own branch carries the approval the base gives the task (per-task, or auto
+    where the constraints let the tool merge); a session branch carries none. An `auto` the
+    base does not give would have the tool merge what a person must review."""
+    settings, rules = checking.base.project.plan.settings, checking.base.project.constraints
+    wanted = task.approval_in(settings)
+    if wanted is Approval.AUTO and not rules.auto_merge:
+        wanted = Approval.PER_TASK
+    if kind is BranchKind.TASK:
+        if wanted is Approval.FINAL or said != wanted.value:
+            return (
+                f"says `{_APPROVAL}: {said}`, but the base gives task `{task.id}` approval "
+                f"{wanted.value}"
+            )
+        return None
+    if said is not None and kind is BranchKind.SESSION:
+        return f"a session branch's commit says `{_APPROVAL}: {said}`; only a task's own has one"
+    if said is not None and kind is BranchKind.INTEGRATION and said != wanted.value:
+        return f"says `{_APPROVAL}: {said}`, but the base gives task `{task.id}` {wanted.value}"
+    return None
 
 
 def _task_problems(checking: Check, short: str, task: Task, commit: IncomingCommit) -> list[str]:
@@ -220,7 +253,10 @@ def _json_tasks_problems(
         said = {
             str(t.get("id")): str(t.get("commit"))
             for t in tasks
-            if isinstance(t, dict) and t.get("outcome") == Outcome.COMMITTED.value
+            if isinstance(t, dict)
+            and t.get("outcome") == Outcome.COMMITTED.value
+            # a task on its own branch (per-task, auto) is told of there, not on the session's
+            and (t.get("branch") or data.get("branch")) == branch
         }
     elif isinstance(merged, list):
         said = {
