@@ -27,7 +27,7 @@ from gitops_agent.git.base import changed_paths, merge_base
 from gitops_agent.git.merge import commit_merge, merge
 from gitops_agent.memory import record_event
 from gitops_agent.notify import notify, notify_urls
-from gitops_agent.plan import Approval, Settings
+from gitops_agent.plan import Approval, Plan, Settings
 from gitops_agent.policy.paths import matches
 from gitops_agent.render import parse_time
 from gitops_agent.review import every_awaiting_review
@@ -105,12 +105,23 @@ def retest_due(state: State, base_commit: str, now: datetime) -> bool:
     return now - parse_time(last.time) >= timedelta(hours=RETEST_HOURS)
 
 
-def forbidden(repo: Repo, candidate: Candidate, base_commit: str, rules: Constraints) -> str | None:
-    """Why the constraints forbid the tool to merge this result, or None."""
+def forbidden(
+    repo: Repo, candidate: Candidate, base_commit: str, plan: Plan, rules: Constraints
+) -> str | None:
+    """Why the tool may not merge this result, or None: the constraints forbid it, the plan on
+    the base does not (or no longer) give its tasks `auto`, or it changes what the rules keep
+    for people. The branch's own `Approval:` trailer is never enough on its own."""
     if not rules.auto_merge:
         return "the constraints forbid the tool to merge (auto_merge: false)"
+    for task_id in candidate.tasks:
+        task = plan.task(task_id)
+        if task is None or task.approval_in(plan.settings) is not Approval.AUTO:
+            return f"the plan on the base does not give task `{task_id}` approval auto"
     fork = merge_base(repo, candidate.tip, base_commit) or base_commit
     for path in changed_paths(repo, fork, candidate.tip):
+        kept = next((p for p in rules.protected if matches(p, path)), None)
+        if kept is not None:
+            return f"it changes {path}, which the rules protect ({kept})"
         pattern = next((p for p in rules.no_auto_merge if matches(p, path)), None)
         if pattern is not None:
             return f"it changes {path}, which a person must merge (no_auto_merge: {pattern})"

@@ -180,3 +180,25 @@ def test_on_github_a_failed_retest_labels_the_pull_request_once(tmp_path, cli, i
         assert "the re-test failed" in github.comments[number][0]
         assert github.pulls[0]["state"] == "open"  # a person's to close or fix
     assert titles(inbox) == ["🔬 gitops-agent: t1 in quarantine", "❌ gitops-agent: not merging t1"]
+
+
+def test_a_branch_that_only_says_auto_is_never_merged(tmp_path, cli, inbox) -> None:
+    # Someone pushes a branch whose commit claims `Approval: auto` for a task the plan gives
+    # per-task: the trailer alone must not get it merged.
+    repo = lifecycle_project(
+        tmp_path,
+        task_block("t1", "Add a", "echo 'A = 1' > src/a.py"),
+        front="approval: per-task\n",
+    )
+    branch = "autonomous/20261130-010203-abcd-t1"
+    git(repo, "checkout", "-q", "-b", branch)
+    (repo / "src" / "a.py").write_text("A = 1\n")
+    git(repo, "add", "src/a.py")
+    trailers = "Task-Id: t1\nAgent: shell\nSession: 20261130-010203-abcd\nApproval: auto"
+    git(repo, "commit", "-q", "-m", f"Add a\n\n{trailers}")
+    git(repo, "checkout", "-q", "main")
+    main = git(repo, "rev-parse", "main").strip()
+    done = merge(cli, repo, 1000)
+    assert done["results"][0]["state"] == "cancelled"
+    assert "does not give task `t1` approval auto" in done["results"][0]["reason"]
+    assert git(repo, "rev-parse", "main").strip() == main

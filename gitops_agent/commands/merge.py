@@ -134,7 +134,8 @@ class _Merger:
         settings = self.base.project.plan.settings
         rules = self.base.project.constraints
         moment = now()
-        why_not = quarantine.forbidden(self.base.repo, candidate, self.base_commit, rules)
+        plan = self.base.project.plan
+        why_not = quarantine.forbidden(self.base.repo, candidate, self.base_commit, plan, rules)
         if why_not is not None:
             return self._cancel(candidate, why_not, moment)
         if state.started is None:
