@@ -84,6 +84,7 @@ class TaskResult:
     # the approval its commit carries; None for the session's branch (final)
     branch: str | None = None
     approval: str | None = None
+    draft: str | None = None  # a rolled-back task's draft branch (on_failure: draft-pr)
 
     def to_contract(self) -> dict[str, Any]:
         """The task entry of `run --json`: the contract's fields, and the task's own branch
@@ -98,6 +99,8 @@ class TaskResult:
         if self.branch is not None:
             entry["branch"] = self.branch
             entry["approval"] = self.approval
+        if self.draft is not None:
+            entry["draft"] = self.draft
         return entry
 
     @property
@@ -119,6 +122,7 @@ class TaskResult:
             "needs_human": self.needs_human,
             "branch": self.branch,
             "approval": self.approval,
+            "draft": self.draft,
         }
 
     @classmethod
@@ -140,6 +144,7 @@ class TaskResult:
             needs_human=bool(data.get("needs_human", False)),
             branch=data.get("branch"),
             approval=data.get("approval"),
+            draft=data.get("draft"),
         )
 
 

@@ -130,6 +130,7 @@ class FakeGitHub:
             "title": body["title"],
             "body": body["body"],
             "state": "open",
+            "draft": bool(body.get("draft", False)),
             "merged_at": None,
             "head": {
                 "ref": body["head"],

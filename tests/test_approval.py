@@ -103,3 +103,46 @@ def test_per_task_run_push_opens_one_pull_request_per_task(tmp_path, cli) -> Non
             other = "t2" if task["id"] == "t1" else "t1"
             assert f"**{other}**" not in pull["body"]
         assert len(data["pull_requests"]) == 2
+
+
+def test_a_task_that_failed_the_gate_leaves_a_draft_when_the_plan_asks(tmp_path, cli) -> None:
+    tasks = task_block("t1", "Break it", "echo 'BROKEN = 1' > src/a.py") + task_block(
+        "t2", "Touch the pipeline", "mkdir -p .github && echo x > .github/ci.yml"
+    )
+    repo = lifecycle_project(
+        tmp_path,
+        tasks,
+        front="approval: per-task\non_failure: draft-pr\n",
+        gate="! grep -rq BROKEN src",
+    )
+    bare_remote(tmp_path, repo)
+    with serve() as github:
+        done = cli("run", "--push", "--json", cwd=repo, env=github.env())
+        assert done.returncode == 0, done.stderr
+        data = json.loads(done.stdout)
+        assert outcomes(data) == [("t1", "rolled_back"), ("t2", "rolled_back")]
+        t1, t2 = data["tasks"]
+        assert t1["draft"] == f"autonomous/draft-{data['session']}-t1"
+        assert "draft" not in t2  # it broke a safety rule: never shown as a draft
+        # The last attempt, on the base, and no result: no Task-Id, no DONE.
+        assert git(repo, "show", f"{t1['draft']}:src/a.py") == "BROKEN = 1\n"
+        message = git(repo, "log", "-1", "--format=%B", t1["draft"])
+        assert "Task-Id:" not in message and "Draft-Of: t1" in message
+        assert "Status: DONE" not in git(repo, "show", f"{t1['draft']}:PROJECT_PLAN.md")
+        drafts = [p for p in github.pulls if p["head"]["ref"] == t1["draft"]]
+        assert len(drafts) == 1 and drafts[0]["draft"] is True
+        assert "failed the quality gate" in drafts[0]["body"]
+    again = run(cli, repo)  # a draft is not a result awaiting review: the task runs again
+    assert ("t1", "rolled_back") in outcomes(again)
+
+
+def test_no_draft_without_on_failure(tmp_path, cli) -> None:
+    repo = lifecycle_project(
+        tmp_path,
+        task_block("t1", "Break it", "echo 'BROKEN = 1' > src/a.py"),
+        front="approval: per-task\n",
+        gate="! grep -rq BROKEN src",
+    )
+    data = run(cli, repo)
+    assert "draft" not in data["tasks"][0]
+    assert session_branches(repo) == []

@@ -10,8 +10,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from gitops_agent import __version__
 from gitops_agent.claims import Claims
 from gitops_agent.git.remote import DEFAULT_REMOTE
+from gitops_agent.project import load_base
+from gitops_agent.publication import offer_branch, publish
+from gitops_agent.render import render
 from gitops_agent.results import Listener, SessionResult
 from gitops_agent.session import RunOptions, run_session
 
@@ -29,7 +33,6 @@ def run(
         result = run_session(options, listener, claims=claims)
         data = result.to_contract()
         if push:
-            from gitops_agent.publication import publish
 
             body = Path(result.pr_body) if result.pr_body else None
             published = publish(
@@ -64,7 +67,27 @@ def run(
                     said.append(f"Pull request: {alone.pull.url}")
                     data.setdefault("pull_requests", []).append(alone.pull.url)
                 said += alone.notes
+            said += _offer_drafts(options, result, data)
     finally:
         if claims is not None:
             said += claims.release_all()
     return result, data, said
+
+
+def _offer_drafts(options: RunOptions, result: SessionResult, data: dict[str, Any]) -> list[str]:
+    """Push each rolled-back task's draft branch and open it as a draft pull request."""
+    drafts = [task for task in result.tasks if task.draft]
+    if not drafts:
+        return []
+    base = load_base(options.repo, options.plan, options.constraints)
+    said: list[str] = []
+    for task in drafts:
+        assert task.draft is not None
+        body = render("draft-pr.md.j2", task=task, session=result.session, version=__version__)
+        title = f"gitops-agent: draft of {task.id} (failed the gate)"
+        offer = offer_branch(base, task.draft, title, body, push_it=True, draft=True)
+        said += list(offer.notes)
+        if offer.pull is not None:
+            said.append(f"Draft pull request: {offer.pull.url}")
+            data.setdefault("draft_pull_requests", []).append(offer.pull.url)
+    return said

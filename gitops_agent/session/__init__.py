@@ -43,7 +43,7 @@ from gitops_agent.memory import (
     record_pending,
 )
 from gitops_agent.notify import notify, notify_urls, session_notification
-from gitops_agent.plan import Approval, Task, TaskStatus, set_status
+from gitops_agent.plan import Approval, OnFailure, Task, TaskStatus, set_status
 from gitops_agent.policy.eligibility import verdicts as check
 from gitops_agent.policy.masking import mask
 from gitops_agent.project import Project, base_of, find_root
@@ -622,6 +622,7 @@ class _Session:
             output_of=result.output_of,
             evidence=tuple(kept),
             already_failing=result.already_failing,
+            draft=self._draft(task, result),
         )
 
     def _nothing_to_do(
@@ -737,6 +738,31 @@ class _Session:
     def _own_branch_fields(self, task: Task) -> dict[str, Any]:
         own = self._own_branch(task)
         return {} if own is None else {"branch": own, "approval": self._approval(task).value}
+
+    def _draft(self, task: Task, last: AttemptResult) -> str | None:
+        """A rolled-back task's last attempt on a draft branch for people to look at, where the
+        plan asks for it (`on_failure: draft-pr`, per-task and auto only) and the attempt broke
+        no rule (only the gate failed). It carries no Task-Id: it is not a result."""
+        wanted = self.project.plan.settings.on_failure is OnFailure.DRAFT_PR
+        if not wanted or self._own_branch(task) is None or not last.rules_passed:
+            return None
+        if last.candidate is None:
+            return None
+        draft = f"{BRANCH_PREFIX}draft-{self.session}-{task.id}"
+        self.repo.create_branch(draft, self.base_commit)
+        message = mask(
+            f"Draft: {task.title}\n\nThe last attempt at task {task.id}, which the quality "
+            f"gate refused: {last.failure}\nNot a result: for a person to look at."
+        )
+        trailers = {"Draft-Of": task.id, "Session": self.session}
+        self.repo.commit_tree(
+            draft,
+            last.candidate,
+            self.base_commit,
+            message,
+            {**trailers, "Gitops-Agent-Version": __version__},
+        )
+        return draft
 
     def _start_of(self, task: Task) -> str:
         """Where a task's attempt starts: the session branch's tip, or the base for a task

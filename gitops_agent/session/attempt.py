@@ -57,6 +57,9 @@ class AttemptResult:
     transcript: str = ""  # the agent's (or command's) own output, masked, the end of it
     already_failing: tuple[str, ...] = ()  # gate failures that were already on the base
     output_of: OutputOf = OutputOf.GATE  # whose `output` it is
+    # Every rule of the change passed and only the gate failed: the `candidate` may be shown
+    # to people as a draft (on_failure: draft-pr), since it broke no safety rule.
+    rules_passed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +179,7 @@ def _judge(
             output=gated.output,
             candidate=change.tree,
             already_failing=gated.already_failing,
+            rules_passed=True,
         )
     return AttemptResult(
         Verdict.PASSED,
