@@ -104,6 +104,12 @@ class Claims:
         self._host = socket.gethostname()
         self._held: dict[str, str] = {}  # task id -> our claim commit on the remote
 
+    @property
+    def read_only(self) -> bool:
+        """A job that cannot push (the workflow's agent jobs): what it leaves is checked by
+        `verify`, which takes in no lifecycle event from it."""
+        return self._read_only
+
     @classmethod
     def open(cls, repo_dir: Path | None, remote: str, *, read_only: bool = False) -> Claims | None:
         """Claims on `remote`; None where the repository has no such remote (a laptop).

@@ -102,3 +102,34 @@ def test_a_task_branch_the_result_does_not_name_is_refused(tmp_path, cli) -> Non
     refused = cli("verify", str(out), cwd=publisher)
     assert refused.returncode == 2
     assert f"carries {hidden}, which result.json does not name" in " ".join(refused.stderr.split())
+
+
+def test_a_job_records_no_lifecycle_event_and_may_not_forge_one(tmp_path, cli) -> None:
+    repo = lifecycle_project(tmp_path, TASKS, front="approval: auto\n")
+    remote = bare_remote(tmp_path, repo)
+    clone = fresh_clone(tmp_path, remote, "job")
+    done = cli("run", "--check-claims", "--json", cwd=clone)  # as the workflow's job runs it
+    assert done.returncode == 0, done.stderr
+    (tmp_path / "result.json").write_text(done.stdout)
+    events = git(clone, "ls-tree", "-r", "--name-only", "autonomous/memory", "state/events")
+    assert events == ""  # the quarantine starts when `merge` first sees the result
+    artifact = pack(cli, clone, tmp_path)
+    publisher = fresh_clone(tmp_path, remote, "publisher")
+    assert cli("verify", str(artifact), cwd=publisher).returncode == 0
+
+    # A job that plants a quarantine begun three days ago, to be merged at once, is refused.
+    forged_at = "2026-11-27T00:00:00+00:00"
+    event = json.dumps({"id": "x", "kind": "quarantined", "time": forged_at, "title": "x"})
+    git(clone, "checkout", "-q", "autonomous/memory")
+    (clone / "state" / "events").mkdir(parents=True)
+    (clone / "state" / "events" / "x.json").write_text(event)
+    git(clone, "add", "state/events/x.json")
+    session = json.loads(done.stdout)["session"]
+    identity = ("-c", "user.name=gitops-agent", "-c", "user.email=gitops-agent@localhost")
+    git(clone, *identity, "commit", "-q", "-m", f"Record\n\nSession: {session}")
+    git(clone, "checkout", "-q", "main")
+    forged = pack(cli, clone, tmp_path)
+    other = fresh_clone(tmp_path, remote, "publisher2")
+    refused = cli("verify", str(forged), cwd=other)
+    assert refused.returncode == 2
+    assert "records lifecycle events (state/events/x.json)" in " ".join(refused.stderr.split())

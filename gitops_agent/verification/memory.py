@@ -7,6 +7,7 @@ nothing but plain files under memory/ and state/.
 
 from __future__ import annotations
 
+from gitops_agent.events import EVENTS_DIR
 from gitops_agent.git import Repo
 from gitops_agent.git.objects import files_of
 from gitops_agent.git.remote import incoming_commits
@@ -64,6 +65,17 @@ def memory_problems(checking: Check, tip: str) -> list[str]:
             problems += [
                 f"{short}: {p}" for p in _shrinks(repo, commit.info.parents[0], commit.info.id)
             ]
+    known_events = set() if on_remote is None else set(files_of(repo, on_remote))
+    events = sorted(
+        path
+        for path in files_of(repo, tip)
+        if path.startswith(f"{EVENTS_DIR}/") and path not in known_events
+    )
+    if events:
+        problems.append(
+            f"{MEMORY_BRANCH}: records lifecycle events ({', '.join(events[:3])}); only merge, "
+            "scan, propose and rollback record them, never a job that ran an agent"
+        )
     if on_remote is not None and not problems:  # a commit that took something away said so
         problems += [f"{MEMORY_BRANCH}: {p}" for p in _shrinks(repo, on_remote, tip)]
     return problems
