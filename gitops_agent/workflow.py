@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from importlib import resources
 from typing import Literal
@@ -19,7 +20,7 @@ from gitops_agent import __version__
 from gitops_agent.agents import PRESETS
 from gitops_agent.constraints import Constraints
 from gitops_agent.install_source import InstallSource, running_source
-from gitops_agent.plan import Settings
+from gitops_agent.plan import Approval, Settings, Task
 from gitops_agent.project import PLAN_FILE
 
 TEMPLATE = "gitops-agent.yml.j2"
@@ -106,13 +107,49 @@ def workflow_source(settings: Settings, plan_path: str = PLAN_FILE) -> InstallSo
     return settings.install or running_source(plan_path)
 
 
+def merges_auto_results(
+    settings: Settings, constraints: Constraints, tasks: Iterable[Task] = ()
+) -> bool:
+    """Whether the plan can leave auto-approved results for `merge`: `approval: auto`, or a
+    task's own `Approval: auto`, where the constraints let the tool merge at all."""
+    wanted = settings.approval is Approval.AUTO or any(t.approval is Approval.AUTO for t in tasks)
+    return wanted and constraints.auto_merge
+
+
+def scan_cron(settings: Settings) -> str | None:
+    """The cron line of the scheduled scan: only when the plan sets `scan:` and `scan_schedule:`."""
+    return settings.scan_schedule if settings.scan and settings.scan_schedule else None
+
+
+def schedule_clash(settings: Settings) -> str | None:
+    """Why the workflow cannot tell the scan's runs from the plan's, or None. The jobs are told
+    apart by the cron line that started the run, so the two must differ."""
+    scan = scan_cron(settings)
+    if scan is None or scan.split() != (settings.schedule or DEFAULT_CRON).split():
+        return None
+    return (
+        f"`scan_schedule: {scan}` is the plan's own schedule: the workflow tells the scan's runs "
+        "from the plan's by their cron line; give the scan another time"
+    )
+
+
 def render_workflow(
-    settings: Settings, constraints: Constraints, *, mode: Mode, source: InstallSource
+    settings: Settings,
+    constraints: Constraints,
+    *,
+    mode: Mode,
+    source: InstallSource,
+    tasks: Iterable[Task] = (),
 ) -> str:
-    """The workflow text for a plan's settings; the same input always gives the same text."""
+    """The workflow text for a plan's settings (and its tasks, for their `Approval:`); the same
+    input always gives the same text."""
     session = min(MAX_JOB_MINUTES, math.ceil(constraints.max_session_minutes) + 30)
     per_task = constraints.task_timeout_minutes * constraints.max_attempts
     task = min(MAX_JOB_MINUTES, math.ceil(per_task) + 30)
+    # Each scan command runs within the task timeout.
+    scan = min(
+        MAX_JOB_MINUTES, math.ceil(constraints.task_timeout_minutes * len(settings.scan)) + 30
+    )
     return (
         _environment()
         .get_template(TEMPLATE)
@@ -126,6 +163,9 @@ def render_workflow(
             pins=PINS,
             session_timeout=session,
             task_timeout=task,
+            merge_job=merges_auto_results(settings, constraints, tasks),
+            scan_cron=scan_cron(settings),
+            scan_timeout=scan,
         )
     )
 

@@ -523,7 +523,9 @@ def _workflow_current(base: Base, text: str, source: InstallSource, mine: str) -
     settings, constraints = base.project.plan.settings, base.project.constraints
     found: dict[str, list[str]] = {}
     for mode in ("session", "matrix"):
-        want = render_workflow(settings, constraints, mode=mode, source=source)
+        want = render_workflow(
+            settings, constraints, mode=mode, source=source, tasks=base.project.plan.tasks
+        )
         found[mode] = _changes(text, want)
         if not found[mode]:
             return Check(

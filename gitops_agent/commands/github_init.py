@@ -15,7 +15,7 @@ from gitops_agent.constraints import Constraints
 from gitops_agent.errors import UserError
 from gitops_agent.files import write_atomic
 from gitops_agent.github import WORKFLOW_PATH
-from gitops_agent.plan import Settings
+from gitops_agent.plan import Settings, Task
 from gitops_agent.project import PLAN_FILE, load_project
 from gitops_agent.workflow import (
     DEFAULT_CRON,
@@ -25,7 +25,10 @@ from gitops_agent.workflow import (
     agent_setup,
     diff_lines,
     load_template,
+    merges_auto_results,
     render_workflow,
+    scan_cron,
+    schedule_clash,
     workflow_source,
 )
 
@@ -73,10 +76,32 @@ def write_dependabot(root: Path) -> list[str]:
     ]
 
 
+def _lifecycle_notes(
+    settings: Settings, constraints: Constraints, tasks: tuple[Task, ...]
+) -> list[str]:
+    """What the workflow does beyond the nightly run, and a half-set scan."""
+    notes = []
+    if merges_auto_results(settings, constraints, tasks):
+        notes.append(
+            "The plan approves results `auto`: the `merge` job re-tests them after each "
+            "scheduled run and merges those that stayed green through their quarantine."
+        )
+    elif merges_auto_results(settings, Constraints(), tasks):
+        notes.append("No `merge` job: the constraints forbid the tool to merge (`auto_merge`).")
+    cron = scan_cron(settings)
+    if cron is not None:
+        notes.append(f"The `scan` job runs the plan's `scan:` at its own cron line, {cron}.")
+    elif settings.scan or settings.scan_schedule:
+        missing = "scan_schedule" if settings.scan else "scan"
+        notes.append(f"No scheduled scan: the plan sets no `{missing}:`.")
+    return notes
+
+
 def init_github(root: Path, *, force: bool, mode: Mode) -> list[str]:
     """Write the workflow from the plan's settings (defaults without a plan) and the Dependabot
     config; lines to show."""
     notes: list[str] = []
+    tasks: tuple[Task, ...] = ()
     try:
         project = load_project(root)
     except UserError:
@@ -89,8 +114,13 @@ def init_github(root: Path, *, force: bool, mode: Mode) -> list[str]:
         settings, constraints = Settings(), Constraints()
     else:
         settings, constraints = project.plan.settings, project.constraints
+        tasks = project.plan.tasks
+        clash = schedule_clash(settings)
+        if clash is not None:
+            raise UserError(clash, project.plan.path, settings.line_of("scan_schedule"))
     source = workflow_source(settings)
-    text = render_workflow(settings, constraints, mode=mode, source=source)
+    text = render_workflow(settings, constraints, mode=mode, source=source, tasks=tasks)
+    notes += _lifecycle_notes(settings, constraints, tasks)
     written = write_workflow(root, text, force=force)
     setup = agent_setup(settings.agent)
     secrets = " and ".join(setup.secrets) or "your agent's key"
