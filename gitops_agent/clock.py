@@ -1,7 +1,7 @@
 """The time the lifecycle commands judge by: now, or the time GITOPS_AGENT_NOW names.
 
 Quarantine is measured in hours. A drill (or a test) sets GITOPS_AGENT_NOW to an ISO 8601 time
-instead of waiting for them; nothing else reads it.
+instead of waiting for them (`report` reads it too, so its countdowns and windows move with it).
 """
 
 from __future__ import annotations

@@ -1,8 +1,9 @@
 """The morning brief: what the last sessions did, what needs a person, and what runs next.
 
 `build_brief` is a function of data (the recorded sessions, the plan's verdicts, the branches
-awaiting review, the time); the git and file reading around it is in `gather`, so the rules
-here (success rate, heartbeat, "failed three nights running") are easy to test.
+awaiting review, the lifecycle events, the time); the git and file reading around it is in
+`gather`, so the rules here (success rate, heartbeat, "failed three nights running") are easy
+to test.
 """
 
 from __future__ import annotations
@@ -17,11 +18,13 @@ from typing import Any
 from croniter import croniter  # type: ignore[import-untyped]
 
 from gitops_agent.errors import UserError
+from gitops_agent.events import Event, EventKind
 from gitops_agent.gate import resolve_gate
 from gitops_agent.git import Repo
 from gitops_agent.git.remote import DEFAULT_REMOTE, remote_url
 from gitops_agent.github import WORKFLOW_PATH, repository_from_url
-from gitops_agent.memory import load_sessions, zone_of
+from gitops_agent.memory import load_events, load_sessions, zone_of
+from gitops_agent.plan import DEFAULT_QUARANTINE_HOURS
 from gitops_agent.policy.eligibility import (
     CountedQueue,
     QueueStats,
@@ -31,6 +34,7 @@ from gitops_agent.policy.eligibility import (
 )
 from gitops_agent.policy.eligibility import verdicts as check
 from gitops_agent.project import Project, base_of
+from gitops_agent.quarantine import Candidate, candidates, state_of
 from gitops_agent.render import duration, localtime, parse_time, render
 from gitops_agent.results import Outcome, SessionResult, TaskResult
 from gitops_agent.review import Awaiting, Kept, Place, every_awaiting_review, places_of
@@ -39,6 +43,8 @@ DEFAULT_SCHEDULE = "0 2 * * *"  # the plan setting's documented default
 DEFAULT_WINDOW = timedelta(hours=24)
 FAILING_RUNS = 3  # rolled back this many times running: a person should look
 RAN = (Outcome.COMMITTED, Outcome.ROLLED_BACK)
+# What the brief lists of what became of results in its period (the quarantine: as it is now).
+CHANGE_KINDS = (EventKind.MERGED, EventKind.CANCELLED, EventKind.ROLLBACK, EventKind.CHECKPOINT)
 
 
 class ProblemKind(enum.Enum):
@@ -47,6 +53,8 @@ class ProblemKind(enum.Enum):
     FAILING = "failing"  # a task rolled back in each of the last FAILING_RUNS sessions it ran in
     HEARTBEAT = "heartbeat"  # no successful session as recently as the schedule expects
     NEEDS_HUMAN = "needs_human"  # the last session that judged a task set it to NEEDS_HUMAN
+    CANCELLED = "auto_merge_cancelled"  # an auto-approved result the tool will not merge
+    MEMORY = "memory"  # the events on the memory branch do not load
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +130,119 @@ class Heartbeat:
 
 
 @dataclass(frozen=True, slots=True)
+class Quarantined:
+    """An auto-approved result waiting out its quarantine now, before `merge` takes it."""
+
+    branch: str
+    tip: str
+    tasks: tuple[str, ...]
+    ends: datetime | None  # None: its quarantine starts at the next `merge`
+    left: float | None  # seconds of it left at the brief's time (0: over, merged next time)
+    retested: datetime | None  # when it was last re-tested; None: not yet
+    passed: bool | None  # whether that re-test passed
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "branch": self.branch,
+            "tip": self.tip,
+            "tasks": list(self.tasks),
+            "ends": None if self.ends is None else _iso(self.ends),
+            "hours_left": None if self.left is None else round(self.left / 3600, 2),
+            "last_retest": None
+            if self.retested is None
+            else {"time": _iso(self.retested), "passed": self.passed},
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A merge, a cancelled auto-merge, a rollback or a checkpoint, from its event."""
+
+    kind: EventKind  # one of CHANGE_KINDS
+    time: datetime
+    branch: str | None
+    tasks: tuple[str, ...]
+    commit: str | None  # merged: the base's new commit; else the event's (a tip, a tag's)
+    checkpoint: str | None = None
+    reason: str | None = None  # cancelled: why the tool will not merge it
+    target: str | None = None  # rollback: the checkpoint, session or task it undoes
+    pull_request: str | None = None  # rollback: its pull request, when one was opened
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "kind": self.kind.value,
+            "time": _iso(self.time),
+            "branch": self.branch,
+            "tasks": list(self.tasks),
+            "commit": self.commit,
+            "checkpoint": self.checkpoint,
+            "reason": self.reason,
+            "target": self.target,
+            "pull_request": self.pull_request,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class NewFinding:
+    """A finding a scan had not seen before, and the Pending task it became."""
+
+    task: str | None  # None where the event does not say (a record edited by hand)
+    fingerprint: str
+    path: str
+    line: int | None
+    message: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "id": self.task,
+            "fingerprint": self.fingerprint,
+            "path": self.path,
+            "line": self.line,
+            "message": self.message,
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Scan:
+    """One `scan`, from its SCANNED event (and the PROPOSED one of its new findings)."""
+
+    time: datetime
+    commit: str | None  # the base commit scanned
+    findings: int
+    new: tuple[NewFinding, ...]
+    branch: str | None  # where the new findings were proposed
+    problems: tuple[str, ...]  # commands that said nothing of the base (failed, too long)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "time": _iso(self.time),
+            "commit": self.commit,
+            "findings": self.findings,
+            "new": [f.to_json() for f in self.new],
+            "branch": self.branch,
+            "problems": list(self.problems),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Proposed:
+    """Tasks `propose` added under Pending Approval, on a branch of their own."""
+
+    time: datetime
+    branch: str | None
+    tasks: tuple[str, ...]
+    by: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "time": _iso(self.time),
+            "branch": self.branch,
+            "tasks": list(self.tasks),
+            "by": self.by,
+        }
+
+
+@dataclass(frozen=True, slots=True)
 class Brief:
     generated: datetime
     zone: tzinfo
@@ -143,6 +264,10 @@ class Brief:
     recent: tuple[SessionResult, ...]  # the sessions the success rate covers, newest first
     chart: Chart | None = None  # the track record of the last CHART_SESSIONS sessions
     web: str | None = None  # the repository's web page (GitHub), for links; None: no links
+    quarantine: tuple[Quarantined, ...] = ()  # auto-approved results waiting now
+    changes: tuple[Change, ...] = ()  # merges, cancelled merges, rollbacks since `since`
+    scans: tuple[Scan, ...] = ()  # problem scans since `since`, newest first
+    proposals: tuple[Proposed, ...] = ()  # `propose`'s proposals since `since`, newest first
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -166,6 +291,10 @@ class Brief:
                 "base": self.base,
                 "tasks": [row.to_json() for row in self.plan_rows],
             },
+            "quarantine": [q.to_json() for q in self.quarantine],
+            "lifecycle": [c.to_json() for c in self.changes],
+            "scans": [scan.to_json() for scan in self.scans],
+            "proposals": [p.to_json() for p in self.proposals],
         }
 
     def own_branch(self, session: SessionResult) -> str | None:
@@ -276,6 +405,12 @@ def gather(
     scheduled = (settings is not None and settings.schedule is not None) or (
         view.base_commit is not None and repo.read_blob(view.base_commit, WORKFLOW_PATH) is not None
     )
+    events_problem = None
+    try:
+        events = load_events(repo)
+    except UserError as err:  # one bad record must not cost the person the whole brief
+        events, events_problem = [], f"The events on the memory branch do not load: {err}"
+    auto = candidates(repo, view.base_commit, DEFAULT_REMOTE) if view.base_commit else []
     return build_brief(
         sessions=sessions,
         project=view.project,
@@ -286,6 +421,9 @@ def gather(
         places=places_of(repo, committed, view.base_commit, awaiting),
         base=view.base,
         plan_problem=view.problem,
+        events=events,
+        candidates=auto,
+        events_problem=events_problem,
         repository=repo.root.name,
         since=since,
         window=window,
@@ -307,12 +445,17 @@ def build_brief(
     places: Mapping[str, Place] | None = None,
     scheduled: bool = True,
     web: str | None = None,
+    events: Sequence[Event] = (),
+    candidates: Sequence[Candidate] = (),
+    events_problem: str | None = None,
     repository: str,
     since: datetime | None,
     window: int,
     now: datetime,
 ) -> Brief:
-    """The brief from data alone. `sessions` newest first; `since` None means the last 24 h."""
+    """The brief from data alone. `sessions` newest first; `since` None means the last 24 h;
+    `events` oldest first (`memory.load_events`); `candidates` the auto-approved results that
+    await the base now (`quarantine.candidates`)."""
     settings = project.plan.settings if project is not None else None
     zone_name = (settings.timezone if settings else None) or "UTC"
     zone = zone_of(zone_name)
@@ -342,8 +485,13 @@ def build_brief(
     problems.extend(marked)
     named = {p.task for p in marked}
     problems.extend(p for p in failing_repeatedly(sessions) if p.task not in named)
+    problems.extend(cancelled_merges(candidates, events))
+    if events_problem is not None:
+        problems.append(Problem(ProblemKind.MEMORY, events_problem))
     if beat.overdue:
         problems.append(Problem(ProblemKind.HEARTBEAT, beat.message))
+    hours = settings.quarantine_hours if settings else DEFAULT_QUARANTINE_HOURS
+    scans, proposals = scans_since(events, start)
 
     waiting = {task: a.branch for a in awaiting for task in a.tasks}
     rows = _plan_rows(verdicts or (), waiting)
@@ -370,7 +518,157 @@ def build_brief(
         recent=tuple(sessions[:window]),
         chart=track_record(sessions[:CHART_SESSIONS], zone) if sessions else None,
         web=web,
+        quarantine=in_quarantine(candidates, events, hours, now),
+        changes=changes_since(events, start),
+        scans=scans,
+        proposals=proposals,
     )
+
+
+def in_quarantine(
+    waiting: Sequence[Candidate], events: Sequence[Event], hours: float, now: datetime
+) -> tuple[Quarantined, ...]:
+    """The auto-approved results `merge` will still re-test and merge: neither merged nor
+    cancelled at their tip."""
+    shown = []
+    for candidate in waiting:
+        state = state_of(events, candidate.branch, candidate.tip)
+        if state.merged is not None or state.cancelled is not None:
+            continue
+        ends = state.ends(hours)
+        last = state.last_retest
+        shown.append(
+            Quarantined(
+                candidate.branch,
+                candidate.tip,
+                candidate.tasks,
+                ends,
+                None if ends is None else max((ends - now).total_seconds(), 0.0),
+                None if last is None else parse_time(last.time),
+                None if last is None else last.data.get("passed") is True,
+            )
+        )
+    return tuple(shown)
+
+
+def cancelled_merges(waiting: Sequence[Candidate], events: Sequence[Event]) -> list[Problem]:
+    """Auto-approved results whose auto-merge was cancelled and that still await the base: a
+    person merges them or throws them away, for as long as they wait."""
+    problems = []
+    for candidate in waiting:
+        state = state_of(events, candidate.branch, candidate.tip)
+        if state.cancelled is None or state.merged is not None:
+            continue
+        reason = state.cancelled.data.get("reason")
+        why = f": {reason}" if isinstance(reason, str) and reason else ""
+        problems.append(
+            Problem(
+                ProblemKind.CANCELLED,
+                f"gitops-agent will not merge `{candidate.branch}` "
+                f"({', '.join(candidate.tasks)}){why}. Review it and merge it, or delete the "
+                "branch.",
+            )
+        )
+    return problems
+
+
+def changes_since(events: Sequence[Event], start: datetime) -> tuple[Change, ...]:
+    """Merges, cancelled auto-merges, rollbacks and checkpoints since `start`, newest first;
+    a checkpoint only where no merge in the list names it (nor an earlier entry: two machines
+    can record one checkpoint)."""
+    recent = [e for e in events if e.kind in CHANGE_KINDS and parse_time(e.time) >= start]
+    shown = {_text(e.data, "checkpoint") for e in recent if e.kind is EventKind.MERGED}
+    changes = []
+    for event in reversed(recent):
+        checkpoint = _text(event.data, "checkpoint")
+        if event.kind is EventKind.CHECKPOINT and checkpoint is not None:
+            if checkpoint in shown:
+                continue
+            shown.add(checkpoint)
+        changes.append(
+            Change(
+                event.kind,
+                parse_time(event.time),
+                event.branch,
+                event.tasks,
+                event.commit,
+                checkpoint,
+                _text(event.data, "reason"),
+                _text(event.data, "target"),
+                _text(event.data, "pull_request"),
+            )
+        )
+    return tuple(changes)
+
+
+def scans_since(
+    events: Sequence[Event], start: datetime
+) -> tuple[tuple[Scan, ...], tuple[Proposed, ...]]:
+    """The scans since `start`, and the proposals but those of the scans listed, newest
+    first."""
+    recent = [e for e in reversed(events) if parse_time(e.time) >= start]
+    proposed = [e for e in recent if e.kind is EventKind.PROPOSED]
+    scanned = {e.id: _proposal_of(e, proposed) for e in recent if e.kind is EventKind.SCANNED}
+    scans = tuple(_scan(e, scanned[e.id]) for e in recent if e.id in scanned)
+    taken = {p.id for p in scanned.values() if p is not None}
+    proposals = tuple(
+        Proposed(parse_time(p.time), p.branch, p.tasks, str(p.data.get("by") or ""))
+        for p in proposed
+        if p.id not in taken
+    )
+    return scans, proposals
+
+
+def _proposal_of(scanned: Event, proposed: Sequence[Event]) -> Event | None:
+    """The PROPOSED event of a scan's new findings: `scan` records it with their fingerprints
+    (and only `scan` records fingerprints)."""
+    fresh = scanned.data.get("new")
+    if not fresh:
+        return None
+    return next((p for p in proposed if p.data.get("fingerprints") == fresh), None)
+
+
+def _scan(event: Event, proposal: Event | None) -> Scan:
+    records = [f for f in _list(event.data.get("findings")) if isinstance(f, dict)]
+    fresh = [f for f in _list(event.data.get("new")) if isinstance(f, str)]
+    by_print: dict[object, dict[str, Any]] = {}
+    for record in records:
+        by_print.setdefault(record.get("fingerprint"), record)
+    # `scan` records the new findings' task ids in the order of their fingerprints.
+    ids = event.tasks if len(event.tasks) == len(fresh) else (None,) * len(fresh)
+    new = tuple(
+        _new_finding(task, fingerprint, by_print.get(fingerprint, {}))
+        for task, fingerprint in zip(ids, fresh, strict=True)
+    )
+    return Scan(
+        parse_time(event.time),
+        event.commit,
+        len(records),
+        new,
+        None if proposal is None else proposal.branch,
+        tuple(p for p in _list(event.data.get("problems")) if isinstance(p, str)),
+    )
+
+
+def _new_finding(task: str | None, fingerprint: str, record: Mapping[str, Any]) -> NewFinding:
+    line = record.get("line")
+    return NewFinding(
+        task,
+        fingerprint,
+        _text(record, "path") or "",
+        line if isinstance(line, int) and not isinstance(line, bool) else None,
+        _text(record, "message") or "",
+    )
+
+
+def _text(data: Mapping[str, Any], key: str) -> str | None:
+    """A text value of an event's data: what another machine wrote is not trusted to be one."""
+    value = data.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
 
 
 def success_rate(sessions: Sequence[SessionResult]) -> SuccessRate:

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, time, timedelta, tzinfo
+from datetime import datetime, time, timedelta, tzinfo
 from pathlib import Path
 
+from gitops_agent.clock import now as clock_now
 from gitops_agent.errors import UserError
 from gitops_agent.files import write_atomic
 from gitops_agent.git import Repo
@@ -52,7 +53,7 @@ def report(
         raise UserError("must be at least 1", "--sessions")
     opened = Repo.open(find_root(repo))
     view = load_at_base(opened, plan, constraints)
-    now = now or datetime.now(UTC)
+    now = now or clock_now()  # GITOPS_AGENT_NOW moves it, as it moves `merge`'s quarantine
     start = None if since is None else parse_since(since, now, zone_of(view.timezone))
     return gather(opened, view, agent_command=agent_command, since=start, window=sessions, now=now)
 
