@@ -33,7 +33,6 @@ def run(
         result = run_session(options, listener, claims=claims)
         data = result.to_contract()
         if push:
-
             body = Path(result.pr_body) if result.pr_body else None
             published = publish(
                 options.repo,
