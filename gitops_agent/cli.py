@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Protocol
 
 import typer
 
@@ -554,6 +554,23 @@ def doctor(
         raise typer.Exit(2)
 
 
+class _Said(Protocol):
+    """What merge, rollback, propose and scan return: lines for people, and their JSON."""
+
+    def lines(self) -> list[str]: ...
+
+    def to_json(self) -> dict[str, Any]: ...
+
+
+def _say(result: _Said, as_json: bool) -> None:
+    from gitops_agent.console import err
+
+    for line in result.lines():
+        err.print(line, markup=False, soft_wrap=True)
+    if as_json:
+        _print_json(result.to_json(), ensure_ascii=False)
+
+
 PushOption = Annotated[
     bool,
     typer.Option(
@@ -574,13 +591,9 @@ def merge(
 ) -> None:
     """Re-test every auto-approved result in quarantine; merge those that stayed green."""
     from gitops_agent.commands.merge import merge_results as run_merge
-    from gitops_agent.console import err
 
     result = run_merge(repo, plan=plan, constraints=constraints, push=push)
-    for line in result.lines():
-        err.print(line, markup=False, soft_wrap=True)
-    if as_json:
-        _print_json(result.to_json(), ensure_ascii=False)
+    _say(result, as_json)
 
 
 @app.command()
@@ -613,13 +626,9 @@ def rollback(
 ) -> None:
     """Revert a checkpoint's, a session's or a task's work on a new rollback branch."""
     from gitops_agent.commands.rollback import rollback as run_rollback
-    from gitops_agent.console import err
 
     result = run_rollback(repo, target, plan=plan, constraints=constraints, push=push)
-    for line in result.lines():
-        err.print(line, markup=False, soft_wrap=True)
-    if as_json:
-        _print_json(result.to_json(), ensure_ascii=False)
+    _say(result, as_json)
 
 
 @app.command()
@@ -637,7 +646,6 @@ def propose(
 ) -> None:
     """Ask the agent for tasks that carry out an intent; add them under Pending Approval."""
     from gitops_agent.commands.propose import propose as run_propose
-    from gitops_agent.console import err
 
     result = run_propose(
         repo,
@@ -648,10 +656,7 @@ def propose(
         agent_command=agent_command,
         push=push,
     )
-    for line in result.lines():
-        err.print(line, markup=False, soft_wrap=True)
-    if as_json:
-        _print_json(result.to_json(), ensure_ascii=False)
+    _say(result, as_json)
 
 
 @app.command()
@@ -664,13 +669,9 @@ def scan(
 ) -> None:
     """Run the plan's `scan:` commands on the base; propose each new finding as a Pending task."""
     from gitops_agent.commands.scan import scan as run_scan
-    from gitops_agent.console import err
 
     result = run_scan(repo, plan=plan, constraints=constraints, push=push)
-    for line in result.lines():
-        err.print(line, markup=False, soft_wrap=True)
-    if as_json:
-        _print_json(result.to_json(), ensure_ascii=False)
+    _say(result, as_json)
 
 
 def main() -> None:
