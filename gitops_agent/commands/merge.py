@@ -25,12 +25,13 @@ from gitops_agent.gate import resolve_gate
 from gitops_agent.git.base import CheckoutInTheWay, advance_base
 from gitops_agent.git.merge import commit_merge
 from gitops_agent.git.merge import merge as merge_commits
-from gitops_agent.git.remote import DEFAULT_REMOTE, fetch_autonomous, fetch_refs, remote_url
+from gitops_agent.git.remote import DEFAULT_REMOTE, fetch_refs, remote_url
 from gitops_agent.github import GitHub, GitHubError, repository_from_url
 from gitops_agent.memory import load_events, publish_memory, record_event
 from gitops_agent.notify import notify, notify_urls
 from gitops_agent.plan import MergeMethod
 from gitops_agent.project import Base, load_base
+from gitops_agent.proposals import catch_up
 from gitops_agent.quarantine import Candidate, Retest, State
 from gitops_agent.session.places import work_dir
 
@@ -98,13 +99,13 @@ def merge_results(
     )
     github = GitHub.from_env(repository) if repository else None
     base_commit = base.commit
-    if remote_url(repo, remote) is not None:
-        fetch_autonomous(repo, remote)
-        if github is not None:  # the results go into the remote's base: judge them on it
-            theirs = f"refs/remotes/{remote}/{base.branch}"
-            fetch_refs(repo, remote, [f"+refs/heads/{base.branch}:{theirs}"])
-            base_commit = repo.resolve_commit(theirs)
-    run = MergeRun(base.branch, github.repository if github else None)
+    notes = catch_up(base, push=True)  # the remote's results and memory: what it has seen
+    if remote_url(repo, remote) is not None and github is not None:
+        # The results go into the remote's base: judge them on it.
+        theirs = f"refs/remotes/{remote}/{base.branch}"
+        fetch_refs(repo, remote, [f"+refs/heads/{base.branch}:{theirs}"])
+        base_commit = repo.resolve_commit(theirs)
+    run = MergeRun(base.branch, github.repository if github else None, notes=notes)
     _Merger(base, base_commit, github, run, remote).go()
     if push and remote_url(repo, remote) is not None:
         publish_memory(repo, remote, timezone=base.project.plan.settings.timezone)
