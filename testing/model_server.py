@@ -96,6 +96,7 @@ class ModelServer(_Recorded):
     """Anthropic Messages (streamed), as Claude Code calls it."""
 
     script: Script
+    final: str = "Done."  # the text that ends the turn, after the tool's result
 
     @property
     def url(self) -> str:
@@ -161,10 +162,15 @@ def _reply(blocks: list[dict[str, Any]], stop: str) -> bytes:
 
 @contextmanager
 def serving(
-    script: Script, *, rate_limited: tuple[int, str] | None = None, stall: float = 0.0
+    script: Script,
+    *,
+    rate_limited: tuple[int, str] | None = None,
+    stall: float = 0.0,
+    final: str = "Done.",
 ) -> Iterator[ModelServer]:
-    """A ModelServer listening on 127.0.0.1 for the duration of the block."""
-    model = ModelServer(script, rate_limited=rate_limited, stall=stall)
+    """A ModelServer listening on 127.0.0.1 for the duration of the block; `final` is the
+    text the model ends its turn with."""
+    model = ModelServer(script, rate_limited=rate_limited, stall=stall, final=final)
 
     class Handler(_Handler):
         def do_HEAD(self) -> None:
@@ -190,7 +196,7 @@ def serving(
                 )
                 return
             if '"tool_result"' in text:
-                answer = _reply([{"type": "text", "text": "Done."}], "end_turn")
+                answer = _reply([{"type": "text", "text": model.final}], "end_turn")
             else:
                 found = _WORKDIR.search(text)
                 name, tool_input = model.script(found[1].strip() if found else "", text)

@@ -449,3 +449,49 @@ def test_codex_waiting_on_a_silent_api_is_stopped_by_the_idle_timeout(tmp_path: 
     assert (task["outcome"], task["attempts"]) == ("rolled_back", 1), task
     assert "silent" in task["reason"]
     assert model.requests  # it was waiting on its model, not idle for another reason
+
+
+@needs_claude
+def test_claude_code_proposes_tasks_confined_and_only_its_answer_is_read(tmp_path: Path) -> None:
+    repo = project(tmp_path, "test -f src/app.py")
+    home = fake_home(tmp_path)
+    before = user_state(repo)
+    answer = (
+        "Here is the plan:\n\n"
+        "- **[greet-2]** Greet in French\n"
+        "  - Alignment score: 85/100\n"
+        "  - Estimated lines: 12\n"
+        "  - Tests defined: ✅ Yes (tests/test_greeting.py)\n"
+        "  - Safety check: src/ only\n"
+    )
+
+    def script(workdir: str, _request: str) -> tuple[str, dict[str, Any]]:
+        # Its only tool call writes a file: the checkout is thrown away, so it reaches nothing.
+        return "Write", {"file_path": f"{workdir}/src/planted.py", "content": "X = 1\n"}
+
+    with serving(script, final=answer) as model:
+        env = {**os.environ, **SECRETS, "HOME": str(home)}
+        env |= {"ANTHROPIC_BASE_URL": model.url, "ANTHROPIC_API_KEY": API_KEY}
+        env.pop("XDG_CACHE_HOME", None)
+        done = subprocess.run(
+            [*CLI, "propose", "Greet people in their own language", "--json"],
+            cwd=repo,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            stdin=subprocess.DEVNULL,
+        )
+    assert done.returncode == 0, done.stderr
+    data = json.loads(done.stdout)
+    assert [t["id"] for t in data["tasks"]] == ["greet-2"]
+    plan = git(repo, "show", f"{data['branch']}:PROJECT_PLAN.md")
+    pending = plan.split("Pending Approval", 1)[1]
+    assert "**[greet-2]**" in pending and "85/100 (proposed by the agent)" in pending
+    changed = git(repo, "diff", "--name-only", "main", data["branch"]).split()
+    assert changed == ["PROJECT_PLAN.md"]  # what it wrote in its checkout went nowhere
+    assert user_state(repo) == before
+    assert "Greet people in their own language" in json.dumps(model.requests[0])
+    assert set(model.api_keys) == {API_KEY}
+    for secret in SECRETS.values():
+        assert secret not in model.seen()
