@@ -147,7 +147,8 @@ def scan(
             "the plan has no `scan:` commands: add to its front matter a command (or a list "
             "of them) that prints `path:line: message` findings, such as "
             "`scan: ruff check --output-format=concise .` or "
-            '`scan: ["mypy --no-error-summary src", "pip-audit"]`',
+            '`scan: ["mypy --no-error-summary src", "ruff check --output-format=concise ."]` '
+            "(they run confined and offline, as the gate does)",
             project.plan.path,
         )
     notes = [*project.notes, *catch_up(base, push=push)]
