@@ -18,9 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from gitops_agent.artifact import RESULT_FILE, own_branches, read_result
+from gitops_agent.checkpoints import tag_merges
 from gitops_agent.errors import UserError
 from gitops_agent.files import read_text
-from gitops_agent.git.remote import DEFAULT_REMOTE, fetch_autonomous, push, remote_url
+from gitops_agent.git.remote import (
+    DEFAULT_REMOTE,
+    fetch_autonomous,
+    push,
+    push_checkpoints,
+    remote_url,
+)
 from gitops_agent.github import GitHub, GitHubError, PullRequest, repository_from_url
 from gitops_agent.memory import load_session, publish_memory
 from gitops_agent.project import Base, load_base
@@ -76,8 +83,10 @@ def publish(
     own = [b for b in own_branches(data) if repo.branch_tip(b) is not None]
     pushed = push(repo, remote, [*([branch] if branch else []), *own])
     timezone = base.project.plan.settings.timezone
+    tag_merges(repo, base.branch, timezone=timezone)  # what a person merged since: checkpoints
     memory = publish_memory(repo, remote, timezone=timezone)
     pushed += [memory] if memory else []
+    pushed += push_checkpoints(repo, remote)
     repository = repository or repository_from_url(remote_url(repo, remote))
     if repository is None and not os.environ.get("GITHUB_REPOSITORY") and not require_github:
         return Publication(tuple(pushed), None, False, ())  # not on GitHub: pushed only

@@ -20,8 +20,11 @@ def at(hours: float) -> str:
     return (datetime.now(UTC) + timedelta(hours=hours)).isoformat(timespec="seconds")
 
 
-def merge(cli: Any, repo: Path, hours: float, env: dict[str, str] | None = None) -> dict:
-    done = cli("merge", "--json", cwd=repo, env={"GITOPS_AGENT_NOW": at(hours), **(env or {})})
+def merge(
+    cli: Any, repo: Path, hours: float, env: dict[str, str] | None = None, *args: str
+) -> dict:
+    clock = {"GITOPS_AGENT_NOW": at(hours), **(env or {})}
+    done = cli("merge", "--json", *args, cwd=repo, env=clock)
     assert done.returncode == 0, done.stderr
     data: dict = json.loads(done.stdout)
     return data
@@ -154,11 +157,13 @@ def test_on_github_the_pull_request_is_merged_and_the_local_base_is_left(
         waiting = merge(cli, repo, 10, env=github.env())
         assert waiting["results"][0]["state"] == "waiting"
         assert github.pulls[0]["state"] == "open"
-        merged = merge(cli, repo, 49, env=github.env())
+        merged = merge(cli, repo, 49, github.env(), "--push")
         assert merged["results"][0]["state"] == "merged", merged
         assert github.pulls[0]["state"] == "closed" and merged_in == ["merge"]
         assert git(repo, "rev-parse", "main").strip() == main  # GitHub's base moved, not ours
-        assert merged["results"][0]["checkpoint"].startswith("checkpoint/")
+        checkpoint = merged["results"][0]["checkpoint"]
+        assert checkpoint.startswith("checkpoint/")
+        assert git(remote, "tag", "--list").split() == [checkpoint]  # pushed, as tags go
 
 
 def test_on_github_a_failed_retest_labels_the_pull_request_once(tmp_path, cli, inbox) -> None:
@@ -202,3 +207,20 @@ def test_a_branch_that_only_says_auto_is_never_merged(tmp_path, cli, inbox) -> N
     assert done["results"][0]["state"] == "cancelled"
     assert "does not give task `t1` approval auto" in done["results"][0]["reason"]
     assert git(repo, "rev-parse", "main").strip() == main
+
+
+def test_a_persons_merge_of_a_session_is_tagged_by_the_next_run(tmp_path, cli, inbox) -> None:
+    repo = lifecycle_project(tmp_path, task_block("t1", "Add a", "echo 'A = 1' > src/a.py"))
+    data = run(cli, repo)
+    git(repo, "merge", "-q", "--no-ff", "-m", "Merge the night's work", data["branch"])
+    run(cli, repo)
+    tags = git(repo, "tag", "--list", "checkpoint/*").split()
+    assert len(tags) == 1
+    assert (
+        git(repo, "rev-parse", f"{tags[0]}^{{commit}}").strip()
+        == git(repo, "rev-parse", "main").strip()
+    )
+    listed = json.loads(cli("timeline", "--json", cwd=repo).stdout)["events"]
+    assert [(e["kind"], e["checkpoint"], e["tasks"]) for e in listed] == [
+        ("checkpoint", tags[0], ["t1"])
+    ]

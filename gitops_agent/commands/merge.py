@@ -25,7 +25,7 @@ from gitops_agent.gate import resolve_gate
 from gitops_agent.git.base import CheckoutInTheWay, advance_base
 from gitops_agent.git.merge import commit_merge
 from gitops_agent.git.merge import merge as merge_commits
-from gitops_agent.git.remote import DEFAULT_REMOTE, fetch_refs, remote_url
+from gitops_agent.git.remote import DEFAULT_REMOTE, fetch_refs, push_checkpoints, remote_url
 from gitops_agent.github import GitHub, GitHubError, repository_from_url
 from gitops_agent.memory import load_events, publish_memory, record_event
 from gitops_agent.notify import notify, notify_urls
@@ -109,6 +109,7 @@ def merge_results(
     _Merger(base, base_commit, github, run, remote).go()
     if push and remote_url(repo, remote) is not None:
         publish_memory(repo, remote, timezone=base.project.plan.settings.timezone)
+        push_checkpoints(repo, remote)
     return run
 
 

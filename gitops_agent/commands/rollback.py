@@ -39,7 +39,7 @@ from gitops_agent.git.history import (
     revert,
 )
 from gitops_agent.git.merge import commit_merge
-from gitops_agent.git.remote import DEFAULT_REMOTE
+from gitops_agent.git.remote import DEFAULT_REMOTE, push_checkpoints
 from gitops_agent.memory import publish_memory, record_event
 from gitops_agent.plan import TaskStatus, parse_plan, set_status
 from gitops_agent.policy.masking import mask
@@ -205,6 +205,7 @@ def rollback(
     record_event(repo, event, timezone=timezone)
     if offer.pushed:  # the memory went with the branch, before this event was in it
         publish_memory(repo, remote, timezone=timezone)
+        push_checkpoints(repo, remote)
     return Rollback(
         target,
         kind,

@@ -565,3 +565,29 @@ def _git(
     if check and result.returncode != 0:
         raise UserError(f"git {' '.join(args[:2])} failed: {result.stderr.strip()}", str(cwd))
     return result
+
+
+CHECKPOINT_TAGS = "refs/tags/checkpoint/"
+
+
+def push_checkpoints(repo: Repo, remote: str, *, token: str | None = None) -> list[str]:
+    """Push every local `checkpoint/*` tag the remote lacks; never one it has (a tag is never
+    moved, here or there). Returns the refs pushed."""
+    mine = {
+        refname: str(repo.raw.references[refname].peel(pygit2.Commit).id)
+        for refname in repo.raw.references
+        if refname.startswith(CHECKPOINT_TAGS)
+    }
+    if not mine:
+        return []
+    callbacks = _Callbacks(token if token is not None else token_from_env())
+    handle = _remote(repo, remote)
+    try:
+        theirs = {head.name for head in handle.list_heads(callbacks)}
+        wanted = sorted(ref for ref in mine if ref not in theirs)
+        if wanted:
+            handle.push([f"{ref}:{ref}" for ref in wanted], callbacks=callbacks)
+    except pygit2.GitError as err:
+        raise UserError(f"pushing checkpoint tags to {_show_url(handle)} failed: {err}") from err
+    refused = {ref: why for ref, why in callbacks.refused.items() if ref in wanted}
+    return [ref for ref in wanted if ref not in refused]

@@ -18,6 +18,7 @@ from typing import Any
 
 from gitops_agent import __version__, clock, evidence, quarantine
 from gitops_agent.agents import SHELL, AgentSpec, require_installed, resolve_agent
+from gitops_agent.checkpoints import tag_merges
 from gitops_agent.claims import MARGIN as CLAIM_MARGIN
 from gitops_agent.claims import Claims
 from gitops_agent.constraints import Constraints, NothingToDo
@@ -212,6 +213,12 @@ class _Session:
                 catch_up_memory(repo, DEFAULT_REMOTE, timezone=timezone)
             except RefMovedError as err:
                 listener.note(f"{MEMORY_BRANCH} is left as it is for now ({err}).")
+        if claims is None or not claims.read_only:  # a job that cannot push records no event
+            # The tool's work a person merged since: each such state of the base is tagged.
+            try:
+                tag_merges(repo, chosen.branch, timezone=project.plan.settings.timezone)
+            except RefMovedError as err:
+                listener.note(f"Checkpoints are left for the next run ({err}).")
         for note in project.notes:
             listener.note(note)
         agent_word = options.agent_command or project.plan.settings.agent
