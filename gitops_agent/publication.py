@@ -13,6 +13,7 @@ publication also opens the missing pull request of each such branch.
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,7 @@ class Publication:
     labels: tuple[str, ...]
     repaired: tuple[PullRequest, ...] = ()  # opened for branches pushed earlier without one
     notes: tuple[str, ...] = ()  # for people: what could not be done, and what happens next
-    others: tuple[PullRequest, ...] = ()  # more PRs of the result: its tasks' own branches
+    others: tuple[PullRequest, ...] = ()  # the PRs of its tasks' own branches
 
 
 def publish(
@@ -62,6 +63,7 @@ def publish(
     constraints: Path | None = None,
     require_github: bool = True,
     pull_failure_ok: bool = False,
+    own: Sequence[str] = (),
 ) -> Publication:
     """Push the result's branch and the memory branch to `remote`; open or update the PR.
 
@@ -79,8 +81,9 @@ def publish(
     repo = base.repo
     if branch and repo.branch_tip(branch) is None:
         raise UserError(f"branch {branch} does not exist here (run `verify` first)", str(repo.root))
-    # A task with approval per-task or auto is on a branch of its own, with a PR of its own.
-    own = [b for b in own_branches(data) if repo.branch_tip(b) is not None]
+    # A task with approval per-task or auto is on a branch of its own, with a PR of its own:
+    # the result names them (an artifact), or the caller does (`own`: run --push).
+    own = [b for b in (*own_branches(data), *own) if repo.branch_tip(b) is not None]
     pushed = push(repo, remote, [*([branch] if branch else []), *own])
     timezone = base.project.plan.settings.timezone
     tag_merges(repo, base.branch, timezone=timezone)  # what a person merged since: checkpoints
@@ -129,8 +132,6 @@ def publish(
             if not pull_failure_ok:
                 raise
             notes.append(f"The pull request for {each} was not opened ({err}).")
-    if pull is None and opened:
-        pull, created, opened = opened[0], True, opened[1:]
     repaired = _open_missing(base, github, remote, skip=branch, notes=notes)
     return Publication(
         tuple(pushed), pull, created, labels, tuple(repaired), tuple(notes), tuple(opened)

@@ -42,30 +42,20 @@ def run(
                 constraints=options.constraints,
                 require_github=False,
                 pull_failure_ok=True,
+                own=[t.branch for t in result.tasks if t.branch and t.commit],
             )
             said.append(f"Pushed: {', '.join(published.pushed) or 'nothing'}")
-            if published.pull is not None:
-                said.append(f"Pull request: {published.pull.url}")
+            # The session's PR, then one for each task on a branch of its own (per-task, auto).
+            for pull in (published.pull, *published.others):
+                if pull is not None:
+                    said.append(f"Pull request: {pull.url}")
             said += [f"Opened the missing pull request {pull.url}" for pull in published.repaired]
             said += published.notes
             data["pushed"] = list(published.pushed)
             data["pull_request"] = published.pull.url if published.pull else None
             data["pull_requests_repaired"] = [pull.url for pull in published.repaired]
-            # A task on a branch of its own (approval per-task, auto) gets a PR of its own.
-            for own in [t.branch for t in result.tasks if t.branch and t.commit]:
-                alone = publish(
-                    options.repo,
-                    branch=own,
-                    plan=options.plan,
-                    constraints=options.constraints,
-                    require_github=False,
-                    pull_failure_ok=True,
-                )
-                data["pushed"] += [ref for ref in alone.pushed if ref not in data["pushed"]]
-                if alone.pull is not None:
-                    said.append(f"Pull request: {alone.pull.url}")
-                    data.setdefault("pull_requests", []).append(alone.pull.url)
-                said += alone.notes
+            if published.others:
+                data["pull_requests"] = [pull.url for pull in published.others]
             said += _offer_drafts(options, result, data)
     finally:
         if claims is not None:
