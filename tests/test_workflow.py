@@ -3,11 +3,8 @@
 from __future__ import annotations
 
 import json
-import os
 import re
-import shutil
 import subprocess
-import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -18,6 +15,7 @@ import yaml
 from gitops_agent.agents import PRESETS
 from testing.fixtures import CLI, git, make_repo
 from testing.project import make_project, task_block
+from testing.workflow_lint import actionlint, zizmor
 
 WORKFLOW = ".github/workflows/gitops-agent.yml"
 DEPENDABOT = ".github/dependabot.yml"
@@ -39,15 +37,6 @@ UNTRUSTED_TRIGGERS = {
     "fork",
     "push",
 }
-
-
-def tool(name: str) -> str:
-    """A linter installed with the test extra, beside this Python or on PATH."""
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
-    return found
 
 
 def plan_text(agent: str | None = "claude", install: str | None = GIT_SOURCE) -> str:
@@ -125,14 +114,7 @@ def test_generated_workflow_passes_actionlint(tmp_path: Path, variants, variant:
     assert workflow["on"]["workflow_dispatch"]["inputs"]["mode"]["default"] == mode
     path = tmp_path / "gitops-agent.yml"
     path.write_text(text, encoding="utf-8")
-    env_path = f"{Path(sys.executable).parent}:{Path(shutil.which('git') or '/usr/bin/git').parent}"
-    linted = subprocess.run(
-        [tool("actionlint"), "-no-color", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": env_path},  # shellcheck beside it checks the run: scripts too
-    )
+    linted = actionlint(path)
     assert linted.returncode == 0, linted.stdout + linted.stderr
 
 
@@ -141,20 +123,7 @@ def test_zizmor_finds_nothing_in_the_generated_files(
     tmp_path: Path, variants, variant: str
 ) -> None:
     text, _ = variants[variant]
-    github = tmp_path / ".github"
-    (github / "workflows").mkdir(parents=True)
-    (github / "workflows" / "gitops-agent.yml").write_text(text, encoding="utf-8")
-    (github / "dependabot.yml").write_bytes(
-        (Path(__file__).parents[1] / "templates" / "dependabot.yml").read_bytes()
-    )
-    audited = subprocess.run(
-        [tool("zizmor"), "--offline", "--persona=regular", "--no-progress", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,  # no zizmor.yml of ours or the user's applies
-        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)},
-    )
+    audited = zizmor(tmp_path, text)
     assert audited.returncode == 0, audited.stdout + audited.stderr
     assert "No findings" in audited.stdout + audited.stderr
 

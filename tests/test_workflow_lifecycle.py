@@ -4,10 +4,6 @@ on the plan's `scan_schedule:`), read from the generated YAML's structure."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +14,7 @@ from gitops_agent.commands.github_init import init_github
 from gitops_agent.workflow import Mode
 from testing.fixtures import make_repo
 from testing.project import task_block
+from testing.workflow_lint import actionlint, zizmor
 
 WORKFLOW = ".github/workflows/gitops-agent.yml"
 SOURCE = "git+https://github.com/octo-org/gitops-agent@0123456789abcdef0123456789abcdef01234567"
@@ -199,40 +196,11 @@ def test_a_scan_schedule_that_is_the_plans_schedule_is_refused_with_its_line(
     assert not (repo / ".github").exists()
 
 
-def _tool(name: str) -> str:
-    beside = Path(sys.executable).parent / name
-    found = str(beside) if beside.exists() else shutil.which(name)
-    if found is None:
-        pytest.skip(f"{name} is not installed (pip install -e '.[test]')")
-    return found
-
-
 @pytest.mark.parametrize("name", ["everything", "everything-matrix", "task-auto"])
 def test_the_lifecycle_jobs_pass_actionlint_and_zizmor(tmp_path: Path, made, name: str) -> None:
     _, text, _ = made[name]
-    github = tmp_path / ".github"
-    (github / "workflows").mkdir(parents=True)
-    path = github / "workflows" / "gitops-agent.yml"
-    path.write_text(text, encoding="utf-8")
-    (github / "dependabot.yml").write_bytes(
-        (Path(__file__).parents[1] / "templates" / "dependabot.yml").read_bytes()
-    )
-    env_path = f"{Path(sys.executable).parent}:{Path(shutil.which('git') or '/usr/bin/git').parent}"
-    linted = subprocess.run(
-        [_tool("actionlint"), "-no-color", str(path)],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={"PATH": env_path},  # shellcheck beside it checks the run: scripts too
-    )
+    audited = zizmor(tmp_path, text)  # writes .github/workflows/gitops-agent.yml
+    linted = actionlint(tmp_path / ".github" / "workflows" / "gitops-agent.yml")
     assert linted.returncode == 0, linted.stdout + linted.stderr
-    audited = subprocess.run(
-        [_tool("zizmor"), "--offline", "--persona=regular", "--no-progress", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        cwd=tmp_path,
-        env={"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path)},
-    )
     assert audited.returncode == 0, audited.stdout + audited.stderr
     assert "No findings" in audited.stdout + audited.stderr
