@@ -49,13 +49,21 @@ def project(tmp_path: Path, gate: str, rules: str = "", agent: str = "claude") -
     return make_repo(tmp_path / "repo", files)
 
 
-def run_with(
-    repo: Path, home: Path, url: str | None, extra_env: dict[str, str] | None = None
-) -> dict[str, Any]:
+def claude_env(
+    home: Path, url: str | None, extra_env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """The tool's environment, secrets in it, with Claude Code pointed at the scripted model."""
     env = {**os.environ, **SECRETS, "HOME": str(home), **(extra_env or {})}
     if url is not None:
         env |= {"ANTHROPIC_BASE_URL": url, "ANTHROPIC_API_KEY": API_KEY}
     env.pop("XDG_CACHE_HOME", None)
+    return env
+
+
+def run_with(
+    repo: Path, home: Path, url: str | None, extra_env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    env = claude_env(home, url, extra_env)
     result = subprocess.run(
         [*CLI, "run", "--json"],
         cwd=repo,
@@ -470,13 +478,10 @@ def test_claude_code_proposes_tasks_confined_and_only_its_answer_is_read(tmp_pat
         return "Write", {"file_path": f"{workdir}/src/planted.py", "content": "X = 1\n"}
 
     with serving(script, final=answer) as model:
-        env = {**os.environ, **SECRETS, "HOME": str(home)}
-        env |= {"ANTHROPIC_BASE_URL": model.url, "ANTHROPIC_API_KEY": API_KEY}
-        env.pop("XDG_CACHE_HOME", None)
         done = subprocess.run(
             [*CLI, "propose", "Greet people in their own language", "--json"],
             cwd=repo,
-            env=env,
+            env=claude_env(home, model.url),
             capture_output=True,
             text=True,
             timeout=300,
