@@ -12,9 +12,11 @@ from pathlib import Path
 
 from gitops_agent.constraints import Constraints
 from gitops_agent.gate import Gate
-from gitops_agent.gate.verdict import GateResult, run_baseline, run_gate, tree_lines
+from gitops_agent.gate.baseline import cached_baseline
+from gitops_agent.gate.verdict import GateResult, GateRun, run_baseline, run_gate, tree_lines
 from gitops_agent.git import Repo, Workspace
 from gitops_agent.runner import Runner
+from gitops_agent.runstate import STATE_DIR
 
 
 @contextmanager
@@ -31,17 +33,24 @@ def gate_bench(
     checkout = Workspace(repo, path / "tree")
     scratch = path / "scratch"
     try:
-        checkout.reset(base_commit)
         base_tree = repo.tree_of(base_commit)
-        baseline = run_baseline(
-            gate,
-            checkout.path,
-            tree=base_tree,
-            timeout=timeout,
-            runner=runner,
-            scratch=scratch,
-            source_line=tree_lines(repo, base_tree),
-        )
+
+        def run_on_base() -> GateRun:
+            checkout.reset(base_commit)
+            return run_baseline(
+                gate,
+                checkout.path,
+                tree=base_tree,
+                timeout=timeout,
+                runner=runner,
+                scratch=scratch,
+                source_line=tree_lines(repo, base_tree),
+            )
+
+        # A base and a gate judged before (a session's, another result's re-test) are not
+        # judged again: the cache sessions keep.
+        state_dir = repo.common_dir / STATE_DIR
+        baseline, _cached = cached_baseline(state_dir, base_tree, gate.key, run_on_base)
 
         def judged(commit: str) -> GateResult:
             checkout.reset(commit)
